@@ -1,0 +1,34 @@
+# Every target bootstraps .venv by itself (idempotent: reinstalls only when pyproject.toml changes).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: reproduce test lab data-samples venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: the end-to-end pipeline in the `cpu` profile (writes results/).
+reproduce: $(STAMP)
+	$(PY) -m healthgpt_lite reproduce
+
+## Unit tests + every notebook and exercise solution under papermill (smoke profile).
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## For students: JupyterLab on the notebooks.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+## Regenerate the committed sample data set and tokenizer (tests check it is byte-identical).
+data-samples: $(STAMP)
+	$(PY) -m healthgpt_lite data sample --out data_samples
+
+clean:
+	rm -rf results artifacts build .pytest_cache

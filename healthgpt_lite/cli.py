@@ -1,0 +1,98 @@
+"""``python -m healthgpt_lite`` / ``healthgpt-lite``: the project's command line.
+
+    healthgpt-lite reproduce                      the end-to-end pipeline (cpu profile) -> results/
+    healthgpt-lite data generate --out DIR        a VL-Health-lite data set (--profile/--set)
+    healthgpt-lite data sample --out data_samples the committed sample + tokenizer
+    healthgpt-lite data tokenizer --out DIR --codes N
+    healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import HealthGPTLiteError
+
+
+def _config_args(p: argparse.ArgumentParser, profile: str = "cpu") -> None:
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--profile", default=profile)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted config override, e.g. --set vq.n_embed=256 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="healthgpt-lite", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rep = sub.add_parser("reproduce", help="the end-to-end pipeline; writes results/REPORT.md")
+    _config_args(rep)
+    rep.add_argument("--artifacts", default=None, help="artifacts folder (default: ./artifacts)")
+    rep.add_argument("--out", default="results")
+
+    data = sub.add_parser("data", help="make data sets, the committed sample and the tokenizer")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    gen = dsub.add_parser("generate", help="render a VL-Health-lite data set")
+    _config_args(gen)
+    gen.add_argument("--out", required=True)
+    smp = dsub.add_parser("sample", help="rebuild data_samples/ (sample + tokenizer)")
+    smp.add_argument("--out", default="data_samples")
+    tk = dsub.add_parser("tokenizer", help="train the byte-level BPE tokenizer")
+    tk.add_argument("--out", required=True)
+    tk.add_argument("--codes", type=int, default=512, help="number of <idx_*> image tokens (VQ codebook size)")
+    tk.add_argument("--vocab-size", type=int, default=1024)
+
+    nbs = sub.add_parser("notebooks", help="rebuild the .ipynb of every jupytext .py source")
+    nbs.add_argument("action", choices=["sync", "check"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except HealthGPTLiteError as e:  # bad input: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    from .config import build_config
+
+    if args.command == "reproduce":
+        from .reproduce import reproduce
+
+        cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+        reproduce(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
+        return 0
+    if args.command == "data":
+        if args.data_command == "generate":
+            from .data.generate import generate_dataset
+
+            cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+            print(generate_dataset(args.out, cfg.data, progress=True))
+        elif args.data_command == "sample":
+            from .data.samples import build_samples
+
+            print(build_samples(args.out))
+        elif args.data_command == "tokenizer":
+            from .data.samples import build_tokenizer
+
+            print(build_tokenizer(Path(args.out), n_codes=args.codes, vocab_size=args.vocab_size))
+        return 0
+    if args.command == "notebooks":
+        from .nbsync import out_of_sync, paired_sources, sync
+
+        problems = []
+        for py in paired_sources():
+            if args.action == "sync":
+                print(sync(py))
+            elif (why := out_of_sync(py)):
+                problems.append(why)
+        if args.action == "check":
+            print("\n".join(problems) or "all notebooks in sync")
+        return 1 if problems else 0
+    raise AssertionError(args.command)

@@ -1,0 +1,404 @@
+"""Configuration: dataclasses, named presets (model shapes) and profiles (how long to train).
+
+Two independent axes (DESIGN.md):
+
+* **preset** = the model's shapes: ``tiny`` (2-core CPU), ``small`` (one GPU, minutes),
+  ``m3`` (CLIP-L/14-336 + Phi-3-mini + VQGAN f8-8192, HealthGPT-M3), ``l14`` (phi-4).
+* **profile** = how much data and how many steps: ``smoke`` (seconds, CI), ``cpu`` (the real
+  lite run), ``gpu``, ``full``.
+
+Everything else is a *dotted override*: ``{"vq.n_embed": 1024}`` or ``"vq.n_embed=1024"``.
+An unknown key or a value of the wrong type is a :class:`ConfigError` naming the key,
+never a silently ignored typo.
+
+>>> cfg = build_config("tiny", "smoke", {"vq.n_embed": 256})
+>>> cfg.vq.n_embed, cfg.vq.grid_size
+(256, 16)
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass
+class DataConfig:
+    """VL-Health-lite: procedurally generated patients (see ``data/phantoms.py``)."""
+
+    n_patients: int = 240  # patients generated; split train/val/test *by patient*
+    image_size: int = 64  # side of every rendered image, px
+    sr_factor: int = 4  # super-resolution task: low-res input is image_size / sr_factor
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    languages: tuple[str, ...] = ("en", "zh")
+    seed: int = 0  # the data set's own seed (independent of the training seed)
+
+
+@dataclass
+class VisionConfig:
+    """CLIP ViT + hierarchical visual perception (REFERENCE section 1)."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 512
+    projection_dim: int = 128  # CLIP's joint image-text space (CLIP-lite pretraining only)
+    gen_layer: int = 1  # HVP: generation reads hidden_states[1] ("concrete")
+    comp_layer: int = -2  # HVP: comprehension reads hidden_states[-2] ("abstract")
+    pretrained_path: str | None = None  # a local HF CLIP folder; None = CLIP-lite / random
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_tokens(self) -> int:  # visual tokens per image, CLS dropped
+        return self.grid_size**2
+
+
+@dataclass
+class VQConfig:
+    """taming-transformers VQGAN (REFERENCE section 1: f8-8192 for the real presets)."""
+
+    resolution: int = 64
+    in_channels: int = 3
+    ch: int = 32
+    ch_mult: tuple[int, ...] = (1, 2, 2)  # downsampling factor f = 2 ** (len(ch_mult) - 1)
+    num_res_blocks: int = 1
+    attn_resolutions: tuple[int, ...] = (16,)
+    z_channels: int = 32
+    embed_dim: int = 32
+    n_embed: int = 512
+    quantizer: str = "ema"  # "vq" | "ema" | "gumbel" (the real f8-8192 checkpoint)
+    beta: float = 0.25  # commitment weight
+    pretrained_path: str | None = None  # a taming checkpoint (.ckpt / .safetensors)
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.resolution // self.downsample
+
+    @property
+    def num_tokens(self) -> int:  # image tokens per generated image (raster order)
+        return self.grid_size**2
+
+
+@dataclass
+class LLMConfig:
+    """The Phi-3-architecture language model (HealthGPT-M3: Phi-3-mini; L14: phi-4)."""
+
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 4
+    intermediate_size: int = 384
+    max_position_embeddings: int = 512
+    rope_theta: float = 10000.0
+    pretrained_path: str | None = None  # a local HF Phi-3 / phi-4 folder
+    tokenizer_path: str | None = None  # None: the tokenizer shipped in data_samples/
+
+
+@dataclass
+class PluginConfig:
+    """One H-LoRA task plugin (REFERENCE section 2): k experts of rank r, stored fused."""
+
+    rank: int = 16  # total rank r*k of the fused A/B matrices
+    experts: int = 4  # k
+    alpha: float = 32.0  # scale = alpha / (r*k) * k = alpha / r
+    dropout: float = 0.05
+
+    @property
+    def rank_per_expert(self) -> int:
+        return self.rank // self.experts
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank_per_expert
+
+
+@dataclass
+class LoRAConfig:
+    kind: str = "hlora"  # "hlora" | "moelora" | "lora" (the paper's Table 4 baselines)
+    comprehension: PluginConfig = field(default_factory=PluginConfig)
+    generation: PluginConfig = field(default_factory=lambda: PluginConfig(rank=32, alpha=64.0))
+
+
+@dataclass
+class Config:
+    preset: str = "tiny"
+    profile: str = "smoke"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    vq: VQConfig = field(default_factory=VQConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def hash(self, *sections: str) -> str:
+        """A short, stable hash of some sections (``cfg.hash("vq", "data")``), used to key
+        artifacts: a stage's output is reused only for the exact config that made it."""
+        d = self.to_dict()
+        picked = {s: _get_dotted(d, s) for s in (sections or tuple(d))}
+        blob = json.dumps(picked, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- presets
+# Each preset is a set of dotted overrides on the defaults above (the defaults *are* tiny).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {},
+    # One GPU, minutes, random init: 128 px, 16x16 visual tokens, 16x16 image tokens.
+    "small": {
+        "data.image_size": 128,
+        "vision.image_size": 128, "vision.patch_size": 8, "vision.hidden_size": 384,
+        "vision.num_layers": 8, "vision.num_heads": 6, "vision.intermediate_size": 1536,
+        "vision.projection_dim": 256,
+        "vq.resolution": 128, "vq.ch": 64, "vq.ch_mult": (1, 1, 2, 2), "vq.num_res_blocks": 2,
+        "vq.attn_resolutions": (16,), "vq.z_channels": 64, "vq.embed_dim": 64, "vq.n_embed": 1024,
+        "llm.hidden_size": 512, "llm.num_layers": 8, "llm.num_heads": 8, "llm.num_kv_heads": 8,
+        "llm.intermediate_size": 1536, "llm.max_position_embeddings": 1024,
+        "lora.comprehension.rank": 32, "lora.comprehension.alpha": 64.0,
+        "lora.generation.rank": 64, "lora.generation.alpha": 128.0,
+    },
+    # HealthGPT-M3: CLIP ViT-L/14-336, Phi-3-mini-4k-instruct, taming VQGAN f8-8192 (Gumbel).
+    "m3": {
+        "data.image_size": 256,
+        "vision.image_size": 336, "vision.patch_size": 14, "vision.hidden_size": 1024,
+        "vision.num_layers": 24, "vision.num_heads": 16, "vision.intermediate_size": 4096,
+        "vision.projection_dim": 768,
+        "vq.resolution": 256, "vq.ch": 128, "vq.ch_mult": (1, 1, 2, 4), "vq.num_res_blocks": 2,
+        "vq.attn_resolutions": (32,), "vq.z_channels": 256, "vq.embed_dim": 256,
+        "vq.n_embed": 8192, "vq.quantizer": "gumbel",
+        "llm.hidden_size": 3072, "llm.num_layers": 32, "llm.num_heads": 32, "llm.num_kv_heads": 32,
+        "llm.intermediate_size": 8192, "llm.max_position_embeddings": 4096,
+        # released sizes: comprehension r*k = 64 (alpha 128), generation r*k = 256 (alpha 512)
+        "lora.comprehension.rank": 64, "lora.comprehension.alpha": 128.0,
+        "lora.generation.rank": 256, "lora.generation.alpha": 512.0,
+    },
+    # HealthGPT-L14: the same with phi-4 (14B; grouped-query attention, 10 KV heads).
+    "l14": {
+        "data.image_size": 256,
+        "vision.image_size": 336, "vision.patch_size": 14, "vision.hidden_size": 1024,
+        "vision.num_layers": 24, "vision.num_heads": 16, "vision.intermediate_size": 4096,
+        "vision.projection_dim": 768,
+        "vq.resolution": 256, "vq.ch": 128, "vq.ch_mult": (1, 1, 2, 4), "vq.num_res_blocks": 2,
+        "vq.attn_resolutions": (32,), "vq.z_channels": 256, "vq.embed_dim": 256,
+        "vq.n_embed": 8192, "vq.quantizer": "gumbel",
+        "llm.hidden_size": 5120, "llm.num_layers": 40, "llm.num_heads": 40, "llm.num_kv_heads": 10,
+        "llm.intermediate_size": 17920, "llm.max_position_embeddings": 16384,
+        "llm.rope_theta": 250000.0,
+        # released: comprehension r*k = 32 (alpha 64). No L14 generation plugin was released;
+        # we keep M3's generation size (a choice, written down here).
+        "lora.comprehension.rank": 32, "lora.comprehension.alpha": 64.0,
+        "lora.generation.rank": 256, "lora.generation.alpha": 512.0,
+    },
+}
+
+# ----------------------------------------------------------------------------- profiles
+# Each profile is dotted overrides applied after the preset. Later modules add their own
+# keys here (training steps per stage, batch sizes), keeping one table per axis.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"data.n_patients": 24},
+    "cpu": {"data.n_patients": 240},
+    "gpu": {"data.n_patients": 2000},
+    "full": {"data.n_patients": 10000},
+}
+
+
+# ----------------------------------------------------------------------------- building
+def build_config(
+    preset: str = "tiny",
+    profile: str = "smoke",
+    overrides: Mapping[str, Any] | list[str] | str | None = None,
+    seed: int = 0,
+) -> Config:
+    """The one way to make a :class:`Config`: defaults <- preset <- profile <- overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    cfg = Config(preset=preset, profile=profile, seed=int(seed))
+    apply_overrides(cfg, PRESETS[preset], source=f"preset {preset!r}")
+    apply_overrides(cfg, PROFILES[profile], source=f"profile {profile!r}")
+    apply_overrides(cfg, parse_overrides(overrides), source="overrides")
+    validate(cfg)
+    return cfg
+
+
+def parse_overrides(overrides: Mapping[str, Any] | list[str] | str | None) -> dict[str, Any]:
+    """Accept a dict, a list of ``"key=value"`` strings, or one comma-free such string.
+    Values in strings are parsed as YAML literals (``3``, ``1e-3``, ``[1, 2]``, ``null``)."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    if isinstance(overrides, str):
+        overrides = [overrides] if overrides.strip() else []
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. vq.n_embed=256)")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = _yaml_literal(raw)
+    return out
+
+
+def _yaml_literal(raw: str) -> Any:
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; a number was meant
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any], source: str = "overrides") -> Config:
+    """Set dotted keys in place, strictly: unknown keys and ill-typed values are errors."""
+    for key, value in overrides.items():
+        parent, name = _resolve(cfg, key, source)
+        hint = typing.get_type_hints(type(parent))[name]
+        setattr(parent, name, _coerce(value, hint, key, source))
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Shape consistency that would otherwise fail deep inside torch."""
+    v, q, m = cfg.vision, cfg.vq, cfg.llm
+    if v.image_size % v.patch_size:
+        raise ConfigError(f"vision.image_size={v.image_size} is not a multiple of vision.patch_size={v.patch_size}")
+    if q.resolution % q.downsample:
+        raise ConfigError(f"vq.resolution={q.resolution} is not a multiple of the VQ downsampling {q.downsample}")
+    if q.quantizer not in ("vq", "ema", "gumbel"):
+        raise ConfigError(f"vq.quantizer={q.quantizer!r}; choose 'vq', 'ema' or 'gumbel'")
+    if m.hidden_size % m.num_heads or m.num_heads % m.num_kv_heads:
+        raise ConfigError(
+            f"llm.hidden_size={m.hidden_size}, num_heads={m.num_heads}, num_kv_heads={m.num_kv_heads}: "
+            "heads must divide the hidden size and KV heads must divide the heads")
+    if cfg.lora.kind not in ("hlora", "moelora", "lora"):
+        raise ConfigError(f"lora.kind={cfg.lora.kind!r}; choose 'hlora', 'moelora' or 'lora'")
+    for task in ("comprehension", "generation"):
+        p = getattr(cfg.lora, task)
+        if p.experts < 1 or p.rank % p.experts:
+            raise ConfigError(f"lora.{task}.rank={p.rank} must be a positive multiple of lora.{task}.experts={p.experts}")
+    for layer, name in ((v.gen_layer, "gen_layer"), (v.comp_layer, "comp_layer")):
+        if not -(v.num_layers + 1) <= layer <= v.num_layers:
+            raise ConfigError(f"vision.{name}={layer} is not a hidden-state index of a {v.num_layers}-layer ViT")
+    if not 0 < cfg.data.val_fraction + cfg.data.test_fraction < 1:
+        raise ConfigError("data.val_fraction + data.test_fraction must lie in (0, 1)")
+    if cfg.data.image_size % cfg.data.sr_factor:
+        raise ConfigError(f"data.image_size={cfg.data.image_size} is not a multiple of data.sr_factor={cfg.data.sr_factor}")
+
+
+def config_from_dict(d: Mapping[str, Any]) -> Config:
+    """Rebuild a Config saved with ``to_dict()`` (artifact metadata), strictly."""
+    d = copy.deepcopy(dict(d))
+    cfg = build_config(d.pop("preset", "tiny"), d.pop("profile", "smoke"), seed=d.pop("seed", 0))
+    flat = dict(_flatten(d))
+    apply_overrides(cfg, flat, source="saved config")
+    validate(cfg)
+    return cfg
+
+
+# ----------------------------------------------------------------------------- helpers
+def _flatten(d: Mapping[str, Any], prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _get_dotted(d: Mapping[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        d = d[part]
+    return d
+
+
+def _resolve(cfg: Config, key: str, source: str):
+    parts = key.split(".")
+    obj: Any = cfg
+    for i, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(obj)]
+        if part not in names:
+            prefix = ".".join(parts[:i])
+            known = [f"{prefix}.{n}" if prefix else n for n in names]
+            close = difflib.get_close_matches(key, sorted(set(known + _all_keys(cfg))), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known here: {', '.join(known)}"
+            raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(obj, part)):
+                raise ConfigError(f"{key!r} in {source} is a section, not a value; set one of its keys")
+            return obj, part
+        obj = getattr(obj, part)
+        if not dataclasses.is_dataclass(obj):
+            raise ConfigError(f"unknown config key {key!r} in {source}: {'.'.join(parts[:i + 1])} is a value")
+    raise ConfigError(f"empty config key in {source}")
+
+
+def _all_keys(cfg: Any, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        keys += _all_keys(v, f"{prefix}{f.name}.") if dataclasses.is_dataclass(v) else [prefix + f.name]
+    return keys
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    bad = ConfigError(f"{key}={value!r} in {source}: expected {_type_name(hint)}")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return tuple(_coerce(v, args[0], key, source) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
