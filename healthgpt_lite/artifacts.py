@@ -45,3 +45,67 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_json(path: str | Path, obj) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, ensure_ascii=False, indent=1, default=str) + "\n").encode())
+
+
+# ----------------------------------------------------------------------------- stage artifacts
+def artifact_dir(cfg: Config, name: str, sections: tuple[str, ...], artifacts_dir: str | Path | None = None) -> Path:
+    """``ARTIFACTS_DIR/<name>-<hash of the config sections that determine it>``."""
+    root = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
+    return root / f"{name}-{cfg.hash(*sections)}"
+
+
+def is_complete(path: str | Path) -> bool:
+    """An artifact is complete once its ``meta.json`` exists (written last, atomically)."""
+    return (Path(path) / "meta.json").is_file()
+
+
+def write_meta(path: str | Path, cfg: Config, name: str, **extra) -> Path:
+    """Mark an artifact complete: what it is, which preset and exact config made it."""
+    meta = {"name": name, "preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed,
+            "config": cfg.to_dict(), **extra}
+    return atomic_write_json(Path(path) / "meta.json", meta)
+
+
+def read_meta(path: str | Path, name: str | None = None, preset: str | None = None,
+              make_hint: str = "") -> dict:
+    """Read a complete artifact's metadata, refusing a missing one or one made for another
+    preset with a message that says which command makes the right one."""
+    from .errors import InputError
+
+    path = Path(path)
+    hint = f" (make it with: {make_hint})" if make_hint else ""
+    if not is_complete(path):
+        raise InputError(f"{path}: no complete artifact here (meta.json missing){hint}")
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}/meta.json is corrupt ({e}){hint}") from None
+    if name is not None and meta.get("name") != name:
+        raise InputError(f"{path}: holds a {meta.get('name')!r} artifact, expected {name!r}{hint}")
+    if preset is not None and meta.get("preset") != preset:
+        raise InputError(f"{path}: made for preset {meta.get('preset')!r}, but this run uses preset {preset!r}{hint}")
+    return meta
+
+
+def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifacts_dir: str | Path | None = None,
+                 force: bool = False, **meta_extra) -> Path:
+    """Return the artifact for ``cfg``; call ``make(path)`` to create it when absent.
+
+    ``make`` writes its files into ``path`` (atomically, one by one) and may return a dict
+    of extra metadata; ``meta.json`` is written last, so an interrupted ``make`` leaves an
+    incomplete folder that the next call redoes (resuming from checkpoints if ``make`` can).
+    """
+    path = artifact_dir(cfg, name, sections, artifacts_dir)
+    if force or not is_complete(path):
+        path.mkdir(parents=True, exist_ok=True)
+        extra = make(path) or {}
+        write_meta(path, cfg, name, sections=list(sections), **meta_extra, **extra)
+    return path
+
+
+def atomic_save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """safetensors (no pickle) written to a temporary file, then renamed into place."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    return atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in (metadata or {}).items()}))

@@ -141,6 +141,18 @@ class LoRAConfig:
 
 
 @dataclass
+class TrainConfig:
+    """How Lightning runs (every stage): Lightning is the distributed engine, nothing home-made."""
+
+    accelerator: str = "auto"  # "cpu" | "gpu" | "auto"
+    devices: int = 1
+    strategy: str = "auto"  # "ddp" | "fsdp" | "auto"
+    precision: str = "32-true"  # "bf16-mixed" in the gpu / full profiles
+    num_workers: int = 0
+    log_every_n_steps: int = 10
+
+
+@dataclass
 class Config:
     preset: str = "tiny"
     profile: str = "smoke"
@@ -150,6 +162,7 @@ class Config:
     vq: VQConfig = field(default_factory=VQConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -223,8 +236,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_patients": 24},
     "cpu": {"data.n_patients": 240},
-    "gpu": {"data.n_patients": 2000},
-    "full": {"data.n_patients": 10000},
+    "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed"},
+    "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed"},
 }
 
 
