@@ -7,6 +7,7 @@ it never reuses an artifact made by another config, and files are written atomic
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -48,10 +49,14 @@ def atomic_write_json(path: str | Path, obj) -> Path:
 
 
 # ----------------------------------------------------------------------------- stage artifacts
-def artifact_dir(cfg: Config, name: str, sections: tuple[str, ...], artifacts_dir: str | Path | None = None) -> Path:
-    """``ARTIFACTS_DIR/<name>-<hash of the config sections that determine it>``."""
+def artifact_dir(cfg: Config, name: str, sections: tuple[str, ...], artifacts_dir: str | Path | None = None,
+                 extra: dict | None = None) -> Path:
+    """``ARTIFACTS_DIR/<name>-<hash of the config sections (and extra values) that determine it>``."""
     root = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
-    return root / f"{name}-{cfg.hash(*sections)}"
+    key = cfg.hash(*sections)
+    if extra:
+        key = hashlib.sha256(f"{key}{json.dumps(extra, sort_keys=True, default=str)}".encode()).hexdigest()[:12]
+    return root / f"{name}-{key}"
 
 
 def is_complete(path: str | Path) -> bool:
@@ -88,14 +93,14 @@ def read_meta(path: str | Path, name: str | None = None, preset: str | None = No
 
 
 def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifacts_dir: str | Path | None = None,
-                 force: bool = False, **meta_extra) -> Path:
+                 force: bool = False, extra: dict | None = None, **meta_extra) -> Path:
     """Return the artifact for ``cfg``; call ``make(path)`` to create it when absent.
 
     ``make`` writes its files into ``path`` (atomically, one by one) and may return a dict
     of extra metadata; ``meta.json`` is written last, so an interrupted ``make`` leaves an
     incomplete folder that the next call redoes (resuming from checkpoints if ``make`` can).
     """
-    path = artifact_dir(cfg, name, sections, artifacts_dir)
+    path = artifact_dir(cfg, name, sections, artifacts_dir, extra)
     if force or not is_complete(path):
         path.mkdir(parents=True, exist_ok=True)
         extra = make(path) or {}

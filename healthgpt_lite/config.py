@@ -113,6 +113,11 @@ class LLMConfig:
     rope_theta: float = 10000.0
     pretrained_path: str | None = None  # a local HF Phi-3 / phi-4 folder
     tokenizer_path: str | None = None  # None: the tokenizer shipped in data_samples/
+    # LLM-lite: the tiny/small presets have no pretrained LLM, so they first learn the language
+    # of the corpus (causal LM on the train split's text, no images) as Phi-3 did on the web.
+    pretrain_steps: int = 600
+    pretrain_batch_size: int = 32
+    pretrain_lr: float = 2e-3
 
 
 @dataclass
@@ -150,6 +155,17 @@ class TrainConfig:
     precision: str = "32-true"  # "bf16-mixed" in the gpu / full profiles
     num_workers: int = 0
     log_every_n_steps: int = 10
+    # the three stages (REFERENCE section 3): steps and batch sizes per stage and task
+    stage1_comprehension_steps: int = 300
+    stage1_generation_steps: int = 400
+    stage2_steps: int = 150
+    stage3_comprehension_steps: int = 600
+    stage3_generation_steps: int = 900
+    comp_batch_size: int = 32
+    gen_batch_size: int = 8
+    stage2_samples: int = 1000  # records per task: "a small mixed sample of all stage-1 data"
+    lr_scale: float = 5.0  # x the released M3 learning rates (a 1M-parameter model from near scratch)
+    warmup_fraction: float = 0.03
 
 
 @dataclass
@@ -234,10 +250,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Each profile is dotted overrides applied after the preset. Later modules add their own
 # keys here (training steps per stage, batch sizes), keeping one table per axis.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"data.n_patients": 24},
+    "smoke": {"data.n_patients": 24, "llm.pretrain_steps": 6, "llm.pretrain_batch_size": 8,
+              "train.stage1_comprehension_steps": 3, "train.stage1_generation_steps": 3, "train.stage2_steps": 2,
+              "train.stage3_comprehension_steps": 3, "train.stage3_generation_steps": 3,
+              "train.comp_batch_size": 4, "train.gen_batch_size": 2, "train.stage2_samples": 16},
     "cpu": {"data.n_patients": 240},
-    "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed"},
-    "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed"},
+    "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed", "llm.pretrain_steps": 3000},
+    "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed", "llm.pretrain_steps": 10000},
 }
 
 

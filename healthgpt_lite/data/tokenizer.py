@@ -127,3 +127,9 @@ def corpus_from_records(records: Iterable[dict]) -> Iterable[str]:
             if text:
                 yield text
     yield SYSTEM_PROMPT
+
+
+def tokenizer_for(cfg):
+    """The tokenizer a config asks for: ``cfg.llm.tokenizer_path`` (or the shipped one), with
+    exactly ``cfg.vq.n_embed`` image tokens."""
+    return load_tokenizer(cfg.llm.tokenizer_path, n_codes=cfg.vq.n_embed)

@@ -1,0 +1,142 @@
+"""``HealthGPTLite``: the model a student talks to.
+
+    gpt = HealthGPTLite.from_artifacts("artifacts")           # after training (make reproduce)
+    gpt.answer("scan.dcm", "How many lesions are there?")     # comprehension: text
+    gpt.generate_image("Convert this CT image into an MRI image.", image="ct.png")  # PIL image
+    gpt.generate_image("Generate an X-ray image that matches this report: ...")      # no input image
+
+Images go through :func:`healthgpt_lite.data.load_image` (PNG, JPEG, DICOM, bytes, PIL), so
+real scans work as well as phantoms; bad input raises ``InputError``. ``set_task`` switches the
+plugin, adapter and ViT layer in place; ``answer`` and ``generate_image`` do it for you.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from transformers import LogitsProcessorList
+
+from ..config import Config, build_config, config_from_dict
+from ..data.io import load_image
+from ..errors import InputError
+from .decoding import ImageTokenConstraint, codes_from_tokens
+from .multimodal import encode_example, user_text
+from .unified import HealthGPTModel
+
+
+class HealthGPTLite:
+    def __init__(self, model: HealthGPTModel, tokenizer, vq, cfg: Config):
+        self.model, self.tokenizer, self.vq, self.cfg = model.eval(), tokenizer, vq, cfg
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_artifacts(cls, artifacts_dir: str | Path = "artifacts", profile: str | None = None,
+                       preset: str | None = None) -> "HealthGPTLite":
+        """The model after all three stages, as trained into ``artifacts_dir`` (the config is read
+        from the newest complete stage-3 artifact matching ``profile``/``preset``)."""
+        from ..training.stages import ORDER
+
+        cfg = _find_config(Path(artifacts_dir), profile, preset)
+        return cls.from_config(cfg, artifacts_dir, stages=ORDER)
+
+    @classmethod
+    def from_config(cls, cfg: Config, artifacts_dir=None, stages: tuple[str, ...] = ()) -> "HealthGPTLite":
+        """The model after ``stages`` (none: the untrained model) for an explicit config."""
+        from ..data.tokenizer import tokenizer_for
+        from ..training.pipeline import model_after
+        from ..vq import load_vq_tokenizer
+
+        model = model_after(cfg, list(stages), artifacts_dir, with_vision=True)
+        return cls(model, tokenizer_for(cfg), load_vq_tokenizer(cfg, artifacts_dir), cfg)
+
+    @classmethod
+    def from_preset(cls, name: str = "tiny", profile: str = "cpu", artifacts_dir=None, **overrides) -> "HealthGPTLite":
+        """Build the untrained model of a preset (needs its base LLM, encoder and VQ artifacts or
+        real weights). Overrides are dotted keys: ``from_preset("tiny", **{"vq.n_embed": 512})``."""
+        return cls.from_config(build_config(name, profile, overrides), artifacts_dir)
+
+    def set_task(self, task: str) -> "HealthGPTLite":
+        self.model.set_task(task)
+        return self
+
+    # ------------------------------------------------------------------ comprehension
+    @torch.no_grad()
+    def answer(self, image, question: str, max_new_tokens: int = 64) -> str:
+        return self.answer_batch([image], [question], max_new_tokens)[0]
+
+    @torch.no_grad()
+    def answer_batch(self, images: list, questions: list[str], max_new_tokens: int = 64) -> list[str]:
+        self.set_task("comprehension")
+        pixels = self._pixels(images)
+        prompts = [encode_example(self.tokenizer, user_text(q, True), self.cfg.vision.num_tokens,
+                                  self.cfg.llm.max_position_embeddings)["input_ids"] for q in questions]
+        new = self._generate(prompts, pixels, max_new_tokens, processors=[])
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_image(self, instruction: str, image=None, do_sample: bool = False, temperature: float = 1.0) -> Image.Image:
+        codes = self.generate_codes([instruction], [image], do_sample, temperature)
+        return to_pil(self.vq.decode(codes)[0])
+
+    @torch.no_grad()
+    def generate_codes(self, instructions: list[str], images: list, do_sample: bool = False,
+                       temperature: float = 1.0) -> torch.Tensor:
+        """(B, h, w) VQ codes; every row decodes, whatever the model's state (constrained decoding)."""
+        self.set_task("generation")
+        with_image = [im is not None for im in images]
+        if any(with_image) and not all(with_image):
+            raise InputError("a batch must be all with input images or all without")
+        pixels = self._pixels(images) if all(with_image) else None
+        prompts = [encode_example(self.tokenizer, user_text(t, w), self.cfg.vision.num_tokens,
+                                  self.cfg.llm.max_position_embeddings, generation=True)["input_ids"]
+                   for t, w in zip(instructions, with_image)]
+        n = self.cfg.vq.num_tokens
+        constraint = ImageTokenConstraint(self.model.block, n, self.model.layout.end_turn)
+        new = self._generate(prompts, pixels, n + 2, [constraint], do_sample, temperature)
+        return codes_from_tokens(new, self.model.block, self.cfg.vq.grid_size)
+
+    # ------------------------------------------------------------------ shared
+    def _pixels(self, images: list) -> torch.Tensor:
+        return torch.stack([load_image(im, size=self.cfg.vision.image_size) for im in images])  # (B, 3, H, W)
+
+    def _generate(self, prompts: list[torch.Tensor], pixels, max_new_tokens: int, processors: list,
+                  do_sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
+        """Left-padded batched generation from prompts with spliced visual tokens; returns the new
+        tokens (B, T_new)."""
+        pad = self.tokenizer.pad_token_id
+        longest = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), longest), pad, dtype=torch.long)  # (B, T), left-padded
+        mask = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):
+            ids[i, longest - len(p):], mask[i, longest - len(p):] = p, 1
+        device = next(self.model.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
+        embeds = self.model.embed(ids, pixels=None if pixels is None else pixels.to(device))
+        out = self.model.llm.generate(
+            input_ids=ids, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
+            do_sample=do_sample, temperature=temperature if do_sample else None, top_k=None, top_p=None,
+            logits_processor=LogitsProcessorList(processors), pad_token_id=pad,
+            eos_token_id=self.model.layout.end_turn)
+        return out[:, longest:]
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """(C, H, W) in [0, 1] -> an 8-bit grayscale PIL image."""
+    gray = image.detach().float().cpu().clamp(0, 1).mean(0)
+    return Image.fromarray((gray.numpy() * 255).round().astype("uint8"), mode="L")
+
+
+def _find_config(artifacts_dir: Path, profile: str | None, preset: str | None) -> Config:
+    import json
+
+    candidates = []
+    for meta_path in sorted(artifacts_dir.glob("stage3_generation-*/meta.json")):
+        meta = json.loads(meta_path.read_text())
+        if (profile is None or meta["profile"] == profile) and (preset is None or meta["preset"] == preset):
+            candidates.append((meta_path.stat().st_mtime, meta))
+    if not candidates:
+        raise InputError(f"{artifacts_dir}: no trained HealthGPT here (no complete stage-3 artifact"
+                         f"{' for profile ' + repr(profile) if profile else ''}); train one with `make reproduce`")
+    return config_from_dict(max(candidates, key=lambda c: c[0])[1]["config"])

@@ -1,0 +1,79 @@
+"""HealthGPT as one ``nn.Module``: frozen ViT (HVP) -> task adapter -> LLM with task plugins.
+
+    pixels (B, 3, H, W) --ViT, layer of the task--> (B, N, D_vis) --adapter of the task--> (B, N, d)
+    prompt ids with N <image> slots --embed + splice--> (B, T, d) --Phi3 + active H-LoRA--> logits
+
+``set_task("comprehension" | "generation")`` is the hard, non-learned switch of the paper: it
+picks the H-LoRA plugin, the adapter and the ViT layer together, in place (the released code
+reloads the whole model to switch task; REFERENCE section 2).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data.tokenizer import ImageTokenIds
+from .multimodal import SequenceLayout, splice_visual_tokens
+
+TASKS = ("comprehension", "generation")
+
+
+class HealthGPTModel(nn.Module):
+    def __init__(self, llm: nn.Module, adapters: nn.ModuleDict, vision: nn.Module | None,
+                 block: ImageTokenIds, layout: SequenceLayout, plugin_of_task: dict[str, str] | None = None):
+        super().__init__()
+        self.llm, self.adapters, self.vision = llm, adapters, vision
+        self.block, self.layout = block, layout
+        # which H-LoRA plugin serves each task: normally its own; one shared plugin for ablations
+        self.plugin_of_task = plugin_of_task or {t: t for t in TASKS}
+        self.task = "comprehension"
+        self.set_task("comprehension")
+
+    def set_task(self, task: str) -> "HealthGPTModel":
+        from ..lora import set_task
+
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        set_task(self.llm, self.plugin_of_task[task])
+        self.task = task
+        return self
+
+    def visual_tokens(self, pixels: torch.Tensor | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, N, d) projected visual tokens of the current task, from pixels or cached features."""
+        if features is None:
+            if self.vision is None:
+                raise ValueError("this model was built without its vision encoder; pass cached features")
+            features = self.vision(pixels, self.task)  # (M, N, D_vis): hidden_states[layer of the task]
+        adapter = self.adapters[self.task]
+        return adapter(features.to(next(adapter.parameters()).dtype))  # (M, N, d)
+
+    def embed(self, input_ids: torch.Tensor, pixels=None, features=None) -> torch.Tensor:
+        embeds = self.llm.get_input_embeddings()(input_ids)  # (B, T, d)
+        has_image = pixels is not None or features is not None
+        visual = self.visual_tokens(pixels, features) if has_image else None
+        return splice_visual_tokens(embeds, input_ids, visual, self.layout.image)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, pixels=None, features=None):
+        embeds = self.embed(input_ids, pixels, features)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
+
+    # ------------------------------------------------------------------ what trains (stages.py)
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups of parameters the stage table refers to (see training/stages.py)."""
+        from ..lora import plugin_parameters
+
+        emb, head = self.llm.get_input_embeddings().weight, self.llm.get_output_embeddings().weight
+        return {
+            "abstract_adapter": list(self.adapters["comprehension"].parameters()),
+            "concrete_adapter": list(self.adapters["generation"].parameters()),
+            "comp_plugin": plugin_parameters(self.llm, self.plugin_of_task["comprehension"]),
+            "gen_plugin": plugin_parameters(self.llm, self.plugin_of_task["generation"]),
+            "embeddings": [emb],
+            "head": [head],
+            "image_rows": [emb, head],  # trained through a row mask: only the new image-token rows
+        }
+
+    def trainable_state(self, groups: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The tensors of ``groups`` by their parameter names (what a stage artifact stores)."""
+        wanted = {id(p) for g in groups for p in self.parameter_groups()[g]}
+        return {n: p.detach().clone() for n, p in self.named_parameters() if id(p) in wanted}

@@ -1,0 +1,92 @@
+"""Batches for the stages: records -> token ids, labels and cached visual features.
+
+Every batch holds one task type (comprehension or generation), because the task decides the
+active H-LoRA plugin, the adapter and the ViT layer (a hard, non-learned switch,
+REFERENCE section 2). Stage 2 trains on both: it draws one batch of each per step
+(Lightning's ``CombinedLoader``).
+"""
+from __future__ import annotations
+
+import random
+
+import lightning as L
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import Config
+from ..data.records import load_records
+from ..model.multimodal import collate, encode_example
+from .features import FeatureStore
+from .stages import StageSpec
+
+
+def task_records(records: list[dict], task: str, record_tasks: tuple[str, ...]) -> list[dict]:
+    return [r for r in records if r["task_type"] == task and r["task"] in record_tasks]
+
+
+class TaskDataset(Dataset):
+    """Encoded examples of one task type (token ids, labels, the path of the input image)."""
+
+    def __init__(self, records: list[dict], store: FeatureStore, tokenizer, cfg: Config, task: str):
+        self.task, self.examples = task, []
+        for r in records:
+            user = r["conversations"][0]["value"]
+            if task == "generation":
+                enc = encode_example(tokenizer, user, cfg.vision.num_tokens, cfg.llm.max_position_embeddings,
+                                     image_codes=store.image_codes(r["target_image"]), generation=True)
+            else:
+                enc = encode_example(tokenizer, user, cfg.vision.num_tokens, cfg.llm.max_position_embeddings,
+                                     answer=r["conversations"][1]["value"])
+            self.examples.append({**enc, "image": r.get("image")})
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+
+class BatchCollator:
+    """Pads token ids and gathers the task's cached features for the examples with an image."""
+
+    def __init__(self, store: FeatureStore, pad_id: int, task: str):
+        self.store, self.pad_id, self.task = store, pad_id, task
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = collate(examples, self.pad_id)
+        paths = [e["image"] for e in examples if e["image"]]
+        batch["features"] = self.store.features(paths, self.task) if paths else None  # (M, N, D)
+        batch["task"] = self.task
+        return batch
+
+
+class StageDataModule(L.LightningDataModule):
+    def __init__(self, cfg: Config, spec: StageSpec, store: FeatureStore, tokenizer, data_dir,
+                 batch_sizes: dict[str, int], sample_per_task: int | None = None, val_per_task: int = 64):
+        super().__init__()
+        self.cfg, self.spec, self.store, self.tok, self.data_dir = cfg, spec, store, tokenizer, data_dir
+        self.batch_sizes, self.sample, self.val_per_task = batch_sizes, sample_per_task, val_per_task
+
+    def setup(self, stage: str | None = None) -> None:
+        rng = random.Random(self.cfg.seed)
+        self.train_sets, self.val_sets = {}, {}
+        for split, target, limit in (("train", self.train_sets, self.sample), ("val", self.val_sets, self.val_per_task)):
+            records = load_records(self.data_dir / f"{split}.json")
+            for task in self.spec.tasks:
+                recs = task_records(records, task, self.spec.record_tasks)
+                if limit is not None and len(recs) > limit:  # stage 2: "a small mixed sample"
+                    recs = rng.sample(recs, limit)
+                target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task)
+
+    def _loader(self, datasets: dict, shuffle: bool):
+        loaders = {t: DataLoader(ds, batch_size=self.batch_sizes[t], shuffle=shuffle, drop_last=shuffle and len(ds) > self.batch_sizes[t],
+                                 collate_fn=BatchCollator(self.store, self.tok.pad_token_id, t),
+                                 num_workers=self.cfg.train.num_workers)
+                   for t, ds in datasets.items()}
+        return CombinedLoader(loaders, mode="max_size_cycle" if shuffle else "sequential")
+
+    def train_dataloader(self):
+        return self._loader(self.train_sets, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_sets, shuffle=False)

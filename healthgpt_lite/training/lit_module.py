@@ -1,0 +1,89 @@
+"""One LightningModule for every stage and task: the stage table decides what trains.
+
+``configure_optimizers`` builds exactly one AdamW group per trained parameter group of the
+stage (weight decay 0, REFERENCE section 3), at the stage's learning rate times
+``train.lr_scale``, with a linear warm-up then cosine decay (stage 2: constant after warm-up).
+Everything else is frozen. ``image_rows`` trains only the new image-token rows of the
+embeddings and the head, through a gradient mask.
+"""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from ..model.unified import HealthGPTModel
+from .stages import StageSpec
+
+
+def freeze_for_stage(model: HealthGPTModel, spec: StageSpec) -> list[torch.utils.hooks.RemovableHandle]:
+    """requires_grad only on the stage's groups; returns the gradient-mask hooks it installed."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    groups = model.parameter_groups()
+    for g in spec.trains:
+        for p in groups[g]:
+            p.requires_grad_(True)
+    hooks = []
+    if "image_rows" in spec.trains:
+        first_new = model.block.start  # rows >= start are the image-token block
+        for p in groups["image_rows"]:
+            mask = torch.zeros(p.shape[0], 1, dtype=p.dtype, device=p.device)
+            mask[first_new:] = 1
+            hooks.append(p.register_hook(lambda g, m=mask: g * m.to(g.dtype)))
+    return hooks
+
+
+class HealthGPTLitModule(L.LightningModule):
+    def __init__(self, model: HealthGPTModel, spec: StageSpec, total_steps: int, lr_scale: float = 1.0,
+                 warmup_fraction: float = 0.03):
+        super().__init__()
+        self.model, self.spec = model, spec
+        self.total_steps, self.lr_scale, self.warmup_fraction = total_steps, lr_scale, warmup_fraction
+        self._hooks = freeze_for_stage(model, spec)
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        self.model.set_task(batch["task"])
+        out = self.model(batch["input_ids"], batch["attention_mask"], batch["labels"], features=batch["features"])
+        return out.loss
+
+    def training_step(self, batch, batch_idx):
+        batches = [b for b in batch.values() if b is not None]  # {task: batch}; stage 2 has both tasks
+        losses = {b["task"]: self._loss(b) for b in batches}
+        for task, loss in losses.items():
+            self.log(f"train/loss_{task}", loss, prog_bar=len(losses) > 1, batch_size=len(batches[0]["input_ids"]))
+        loss = torch.stack(list(losses.values())).mean()
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batches[0]["input_ids"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        loss = self._loss(batch)
+        self.log(f"val/loss_{batch['task']}", loss, prog_bar=True, add_dataloader_idx=False,
+                 batch_size=len(batch["input_ids"]))
+
+    def configure_optimizers(self):
+        groups = self.model.parameter_groups()
+        param_groups, seen = [], set()
+        for name, lr in self.spec.lrs.items():
+            params = [p for p in groups[name] if id(p) not in seen]
+            seen.update(id(p) for p in params)
+            param_groups.append({"params": params, "lr": lr * self.lr_scale, "name": name})
+        opt = torch.optim.AdamW(param_groups, weight_decay=0.0)
+        warmup = max(1, int(self.total_steps * self.warmup_fraction))
+        constant = self.spec.schedule == "constant"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if constant:
+                return 1.0
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, self.total_steps - warmup))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_end(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []

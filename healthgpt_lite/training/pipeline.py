@@ -1,0 +1,128 @@
+"""Run a stage (load-or-train) and rebuild the model after any stage.
+
+A stage artifact stores only what the stage trained (``trained.safetensors``) plus metadata;
+the model after stage S is: seeded initialisation -> base LLM -> image vocabulary -> H-LoRA
+plugins and adapters -> the trained tensors of every earlier stage, applied in order.
+A stage refuses to start when a stage it builds on is missing, naming what makes it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..artifacts import artifact_dir, atomic_save_safetensors, data_dir_for, load_or_make, read_meta
+from ..config import Config
+from ..data.generate import ensure_dataset
+from ..data.tokenizer import image_token_ids, tokenizer_for
+from ..errors import InputError
+from ..model.multimodal import SequenceLayout
+from ..model.unified import HealthGPTModel
+from ..model.vocab import extend_vocabulary
+from .features import FeatureStore, ensure_features
+from .llm_pretrain import load_base_llm
+from .stages import ORDER, STAGES
+
+STAGE_HINT = "`python -m healthgpt_lite fit --stage {name}` or notebooks 06-08 (or `make reproduce`)"
+
+
+def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bool = False,
+                shared_plugin: bool = False) -> HealthGPTModel:
+    """The model before any stage: base LLM + image vocabulary + plugins + adapters (seeded)."""
+    from ..lora import inject_hlora
+    from ..vision import load_vision_encoder, make_adapters
+
+    tokenizer = tokenizer or tokenizer_for(cfg)
+    block = image_token_ids(tokenizer)
+    llm = load_base_llm(cfg, artifacts_dir)
+    extend_vocabulary(llm, len(tokenizer), first_new_id=block.start)
+    torch.manual_seed(cfg.seed)
+    plugins = {"shared": cfg.lora.comprehension} if shared_plugin else \
+        {"comprehension": cfg.lora.comprehension, "generation": cfg.lora.generation}
+    inject_hlora(llm, plugins, kind=cfg.lora.kind)
+    adapters = make_adapters(cfg)
+    vision = load_vision_encoder(cfg, artifacts_dir) if with_vision else None
+    plugin_of_task = {"comprehension": "shared", "generation": "shared"} if shared_plugin else None
+    return HealthGPTModel(llm, adapters, vision, block, SequenceLayout.from_tokenizer(tokenizer), plugin_of_task)
+
+
+MODEL_SECTIONS = ("data", "vision", "vq", "llm", "lora")
+
+
+def stage_key(cfg: Config, name: str) -> dict:
+    """What, besides the model sections, decides a stage's result: the seed, the shared training
+    settings and the steps of this stage and every stage it builds on (not the later ones)."""
+    t = cfg.train
+    chain = stages_before(name) + [name]
+    return {"seed": cfg.seed, "steps": {s: getattr(t, f"{s}_steps") for s in chain},
+            "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction]}
+
+
+def stage_path(cfg: Config, name: str, artifacts_dir=None) -> Path:
+    return artifact_dir(cfg, name, MODEL_SECTIONS, artifacts_dir, stage_key(cfg, name))
+
+
+def apply_stage(model: nn.Module, path: Path, cfg: Config, name: str) -> None:
+    """Overlay a stage's trained tensors; refuses a stage made for another preset, or tensors
+    whose names or shapes do not fit this model."""
+    read_meta(path, name, cfg.preset, STAGE_HINT.format(name=name))
+    tensors = load_file(str(path / "trained.safetensors"))
+    own = dict(model.named_parameters())
+    unknown = [k for k in tensors if k not in own]
+    wrong = [k for k in tensors if k in own and own[k].shape != tensors[k].shape]
+    if unknown or wrong:
+        raise InputError(f"{path}: stage {name} does not fit this model (unknown {unknown[:3]}, wrong shape {wrong[:3]})")
+    with torch.no_grad():
+        for k, v in tensors.items():
+            own[k].copy_(v)
+
+
+def stages_before(name: str) -> list[str]:
+    """Every stage ``name`` builds on, in training order."""
+    needed, todo = set(), list(STAGES[name].depends_on)
+    while todo:
+        dep = todo.pop()
+        if dep not in needed:
+            needed.add(dep)
+            todo += STAGES[dep].depends_on
+    return [s for s in ORDER if s in needed]
+
+
+def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision: bool = False, tokenizer=None) -> HealthGPTModel:
+    model = build_model(cfg, tokenizer, artifacts_dir, with_vision)
+    for s in stages:
+        apply_stage(model, stage_path(cfg, s, artifacts_dir), cfg, s)
+    return model
+
+
+def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
+    """Load-or-train one stage; resumes from its last checkpoint after an interruption."""
+    from .datamodule import StageDataModule
+    from .lit_module import HealthGPTLitModule
+    from .trainer import last_checkpoint, make_trainer
+
+    if name not in STAGES:
+        raise InputError(f"unknown stage {name!r}; choose one of {list(ORDER)}")
+    spec = STAGES[name]
+    data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data)
+
+    def make(path: Path) -> dict:
+        tokenizer = tokenizer_for(cfg)
+        model = model_after(cfg, stages_before(name), artifacts_dir, tokenizer=tokenizer)
+        store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
+        t = cfg.train
+        steps = getattr(t, f"{name}_steps")
+        dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
+                             {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
+                             sample_per_task=t.stage2_samples if spec.stage == "stage2" else None,
+                             val_per_task=64 if cfg.profile != "smoke" else 4)
+        module = HealthGPTLitModule(model, spec, steps, t.lr_scale, t.warmup_fraction)
+        trainer = make_trainer(path, steps, t, progress, val_check_interval=max(1, steps // 5))
+        trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
+        atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        return {"stage": name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics}
+
+    return load_or_make(cfg, name, MODEL_SECTIONS, make, artifacts_dir, extra=stage_key(cfg, name))

@@ -1,0 +1,77 @@
+"""The three-stage learning strategy as data (REFERENCE section 3, paper section 3.4).
+
+Each row says, for one stage and task, which parameter groups train, with which learning rate
+(the released M3 values; ``train.lr_scale`` scales them all for the small presets), which
+records it learns from and its schedule. The training module, the tests and the diagrams of
+notebooks 06-08 all read this one table.
+
+Parameter groups (see ``model/healthgpt.py``: ``HealthGPTModel.parameter_groups``):
+
+=====================  ==============================================================
+``abstract_adapter``   comprehension ``mlp2x_gelu`` (reads ViT layer -2)
+``concrete_adapter``   generation ``mlp2x_gelu`` (reads ViT layer 1)
+``comp_plugin``        the comprehension H-LoRA plugin (A, B, router of every layer)
+``gen_plugin``         the generation H-LoRA plugin
+``embeddings``         all rows of the input word embeddings
+``head``               all rows of the output head (``lm_head``)
+``image_rows``         only the new ``<start_index>/<idx_*>/<end_index>`` rows of both
+=====================  ==============================================================
+
+The pitfall decision (REFERENCE section 3): the new image-token rows all start equal to the
+mean text row, so in stage 1 every ``<idx_k>`` would get the *same* logit and generation
+could not learn which code comes next until stage 2 trains the embeddings. We therefore let
+stage-1 generation also train ``image_rows`` (the new rows only, at the H-LoRA learning rate;
+the text rows stay frozen), so the generation plugin and the image vocabulary learn together
+from the first step. Stage 2 then tunes *all* rows, as the paper does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows")
+TASKS = ("comprehension", "generation")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    stage: str  # "stage1" | "stage2" | "stage3"
+    task: str  # "comprehension" | "generation" | "mixed"
+    lrs: dict[str, float]  # trained group -> learning rate (M3 values)
+    record_tasks: tuple[str, ...]  # which VL-Health-lite tasks it learns from
+    schedule: str = "warmup_cosine"  # or "constant" (stage 2)
+    note: str = ""
+    depends_on: tuple[str, ...] = field(default_factory=tuple)  # stage artifacts that must exist
+
+    @property
+    def name(self) -> str:
+        return self.stage if self.task == "mixed" else f"{self.stage}_{self.task}"
+
+    @property
+    def trains(self) -> tuple[str, ...]:
+        return tuple(self.lrs)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return TASKS if self.task == "mixed" else (self.task,)
+
+
+STAGES: dict[str, StageSpec] = {s.name: s for s in [
+    StageSpec("stage1", "comprehension", {"abstract_adapter": 1e-3}, ("report",),
+              note="multimodal alignment: only the abstract adapter learns to describe images (LLM, H-LoRA frozen)"),
+    StageSpec("stage1", "generation", {"concrete_adapter": 2e-5, "gen_plugin": 2e-4, "image_rows": 2e-4},
+              ("reconstruction",),
+              note="alignment for generation: concrete adapter + generation H-LoRA (+ the new image-token rows) "
+                   "learn image -> VQ indices by reconstruction"),
+    StageSpec("stage2", "mixed", {"embeddings": 2e-4, "head": 2e-4}, ("report", "reconstruction"),
+              schedule="constant", depends_on=("stage1_comprehension", "stage1_generation"),
+              note="heterogeneous plugin adaptation: word embeddings + output head on a small mix of stage-1 data; "
+                   "every H-LoRA frozen"),
+    StageSpec("stage3", "comprehension", {"abstract_adapter": 2e-5, "comp_plugin": 2e-4},
+              ("vqa_closed", "vqa_open", "report"), depends_on=("stage2",),
+              note="visual instruction fine-tuning: comprehension H-LoRA + abstract adapter on VQA and reports"),
+    StageSpec("stage3", "generation", {"concrete_adapter": 2e-5, "gen_plugin": 2e-4},
+              ("ct2mri", "mri2ct", "super_resolution", "reconstruction", "report2image"), depends_on=("stage2",),
+              note="visual instruction fine-tuning: generation H-LoRA + concrete adapter on conversion, "
+                   "super-resolution, reconstruction and report->image"),
+]}
+ORDER = ("stage1_comprehension", "stage1_generation", "stage2", "stage3_comprehension", "stage3_generation")
