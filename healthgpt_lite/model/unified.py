@@ -66,8 +66,8 @@ class HealthGPTModel(nn.Module):
         return {
             "abstract_adapter": list(self.adapters["comprehension"].parameters()),
             "concrete_adapter": list(self.adapters["generation"].parameters()),
-            "comp_plugin": plugin_parameters(self.llm, self.plugin_of_task["comprehension"]),
-            "gen_plugin": plugin_parameters(self.llm, self.plugin_of_task["generation"]),
+            "comp_plugin": list(plugin_parameters(self.llm, self.plugin_of_task["comprehension"]).values()),
+            "gen_plugin": list(plugin_parameters(self.llm, self.plugin_of_task["generation"]).values()),
             "embeddings": [emb],
             "head": [head],
             "image_rows": [emb, head],  # trained through a row mask: only the new image-token rows
