@@ -153,7 +153,7 @@ class BenchConfig:
     batch_size: int = 4
     seq_len: int = 128
     warmup: int = 2  # untimed steps per variant (also creates the optimizer state)
-    repeats: int = 7  # timed samples per variant, variants interleaved; the median is reported
+    repeats: int = 15  # timed samples per variant, variants interleaved; the median is reported
     threads: int = 1  # CPU threads while timing (1: stable on a shared machine; 0: torch's default)
 
 
@@ -253,7 +253,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # keys here (training steps per stage, batch sizes), keeping one table per axis.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_patients": 24,
-              "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 2},
+              "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 8},
     "cpu": {"data.n_patients": 240},
     "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed"},
     "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed"},

@@ -97,8 +97,12 @@ def test_router_weights_are_recorded_on_request():
     assert last_router_weights(model) == {}
     record_router(model)
     logits(model)
+    record_router(model, False)
     weights = last_router_weights(model)
     assert len(weights) == 8 and weights["model.layers.1.mlp.down_proj"].shape == (2, 9, 4)
+    with torch.no_grad():
+        model(input_ids=IDS[:1])
+    assert last_router_weights(model)["model.layers.1.mlp.down_proj"].shape == (2, 9, 4)  # off: not overwritten
 
 
 @pytest.mark.parametrize("kind", ["hlora", "moelora", "lora"])

@@ -6,7 +6,7 @@ experts, all with the same total rank ``bench.rank`` -- this times one *training
 (forward + backward + AdamW step on the adapter weights, base frozen) on random tokens.
 
 * Time: variants are interleaved (each repeat visits all, in a rotated order) after warm-up
-  steps, so drifting load hits every variant alike; a sample is enough steps to last ~0.2 s;
+  steps, so drifting load hits every variant alike; a sample is enough steps to last ~0.05 s;
   the table holds the median per step and the ratio to LoRA.
 * Memory: ``step_peak_mb`` is the peak of memory *allocated during one step* beyond what was
   live before it (activations kept for backward, gradients, temporaries): on CPU from the
@@ -31,7 +31,7 @@ from ..config import BenchConfig, Config, LLMConfig, PluginConfig
 from ..errors import ConfigError
 from ..lora import inject_hlora, plugin_parameters
 
-SAMPLE_S = 0.2  # a timed sample runs enough steps to last about this long
+SAMPLE_S = 0.05  # a timed sample runs enough steps to last about this long (short: fine interleaving)
 
 
 def phi3(llm: LLMConfig, vocab_size: int) -> Phi3ForCausalLM:

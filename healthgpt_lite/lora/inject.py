@@ -139,11 +139,13 @@ def count_plugin_parameters(model: nn.Module, task: str) -> int:
 
 
 def record_router(model: nn.Module, on: bool = True) -> None:
-    """Make every H-LoRA/MoELoRA plugin keep its last forward's router weights (off by default)."""
+    """Make every H-LoRA/MoELoRA plugin keep its last forward's router weights (off by default).
+    Turning it on forgets earlier recordings; turning it off keeps the last one for reading."""
     for m in model.modules():
         if hasattr(m, "record_router"):
             m.record_router = on
-            m.last_router_weights = None
+            if on:
+                m.last_router_weights = None
 
 
 def last_router_weights(model: nn.Module, task: str | None = None) -> dict[str, torch.Tensor]:
