@@ -5,6 +5,7 @@
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
     healthgpt-lite data tokenizer --out DIR --codes N
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
+    healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
 """
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     nbs = sub.add_parser("notebooks", help="rebuild the .ipynb of every jupytext .py source")
     nbs.add_argument("action", choices=["sync", "check"])
+
+    bench = sub.add_parser("bench", help="speed/memory benchmarks (sizes, repeats: --set bench.KEY=VALUE)")
+    bench.add_argument("action", choices=["hlora"])
+    _config_args(bench)
+    bench.add_argument("--out", default="results/bench_hlora.csv")
+    bench.add_argument("--device", default="cpu", help="cpu | cuda")
     return parser
 
 
@@ -95,4 +102,9 @@ def _dispatch(args) -> int:
         if args.action == "check":
             print("\n".join(problems) or "all notebooks in sync")
         return 1 if problems else 0
+    if args.command == "bench":
+        from .bench.hlora import run_cli
+
+        run_cli(build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.out, args.device)
+        return 0
     raise AssertionError(args.command)

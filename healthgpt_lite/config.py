@@ -146,6 +146,23 @@ class LoRAConfig:
 
 
 @dataclass
+class BenchConfig:
+    """``bench hlora``: training-step time and memory of LoRA, MoELoRA and H-LoRA (paper Table 4)."""
+
+    sizes: tuple[str, ...] = ("tiny", "wide")  # "tiny": the LLM of cfg.llm; "wide": hidden = wide_hidden
+    experts: tuple[int, ...] = (2, 4, 8)  # k; every variant has the same total rank r*k
+    rank: int = 64  # total rank r*k (M3 comprehension plugin)
+    wide_hidden: int = 1024
+    wide_layers: int = 2
+    vocab_size: int = 2048
+    batch_size: int = 4
+    seq_len: int = 128
+    warmup: int = 2  # untimed steps per variant (also creates the optimizer state)
+    repeats: int = 15  # timed samples per variant, variants interleaved; the median is reported
+    threads: int = 1  # CPU threads while timing (1: stable on a shared machine; 0: torch's default)
+
+
+@dataclass
 class TrainConfig:
     """How Lightning runs (every stage): Lightning is the distributed engine, nothing home-made."""
 
@@ -178,6 +195,7 @@ class Config:
     vq: VQConfig = field(default_factory=VQConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
@@ -250,10 +268,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Each profile is dotted overrides applied after the preset. Later modules add their own
 # keys here (training steps per stage, batch sizes), keeping one table per axis.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"data.n_patients": 24, "llm.pretrain_steps": 6, "llm.pretrain_batch_size": 8,
-              "train.stage1_comprehension_steps": 3, "train.stage1_generation_steps": 3, "train.stage2_steps": 2,
-              "train.stage3_comprehension_steps": 3, "train.stage3_generation_steps": 3,
-              "train.comp_batch_size": 4, "train.gen_batch_size": 2, "train.stage2_samples": 16},
+    "smoke": {
+        "data.n_patients": 24,
+        "llm.pretrain_steps": 6, "llm.pretrain_batch_size": 8,
+        "train.stage1_comprehension_steps": 3, "train.stage1_generation_steps": 3, "train.stage2_steps": 2,
+        "train.stage3_comprehension_steps": 3, "train.stage3_generation_steps": 3,
+        "train.comp_batch_size": 4, "train.gen_batch_size": 2, "train.stage2_samples": 16,
+        "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 8,
+    },
     "cpu": {"data.n_patients": 240},
     "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed", "llm.pretrain_steps": 3000},
     "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed", "llm.pretrain_steps": 10000},

@@ -45,6 +45,7 @@ def setup(profile: str = "smoke", preset: str = "tiny", seed: int = 0, artifacts
     art = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
     data = Path(data_dir) if data_dir else data_dir_for(cfg, art)
     _quiet_libraries()
+    _inline_figures()
     return Run(cfg, art, data, progress=profile != "smoke")
 
 
@@ -58,6 +59,19 @@ def _quiet_libraries() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
     matplotlib.rcParams.update({"figure.dpi": 90, "image.cmap": "gray", "axes.titlesize": 10})
+
+
+def _inline_figures() -> None:
+    """Show a returned matplotlib ``Figure`` as an image in Jupyter. Package helpers build
+    Figures without pyplot, and IPython only renders those once a figure format is selected."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"})
 
 
 def course_map(root: Path | None = None) -> list[dict]:
