@@ -25,7 +25,8 @@ def build_notebook(py: Path):
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"  # stable ids: re-syncing an unchanged notebook changes nothing
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     return nb

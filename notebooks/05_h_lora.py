@@ -153,14 +153,14 @@ print("max |H-LoRA(k=1) - peft LoRA|:", (one(x) - holder.eval()(x)).abs().max().
 # notebook 06 builds its Phi3 and injects its plugins the same way.)
 
 # %%
-from healthgpt_lite.bench.hlora import phi3
+from healthgpt_lite.model.llm import build_llm
 from healthgpt_lite.data import load_tokenizer
 from healthgpt_lite.lora import (count_plugin_parameters, inject_hlora, plugin_parameters, set_task,
                                  wrapped_layers)
 
 tok = load_tokenizer()
 torch.manual_seed(run.cfg.seed)
-llm = phi3(run.cfg.llm, len(tok))
+llm = build_llm(run.cfg.llm, len(tok))
 n_base = sum(p.numel() for p in llm.parameters())
 plugins = {"comprehension": run.cfg.lora.comprehension, "generation": run.cfg.lora.generation}
 inject_hlora(llm, plugins, kind=run.cfg.lora.kind)
@@ -306,7 +306,7 @@ rows = []
 for preset in ("tiny", "m3"):
     cfg = build_config(preset, run.cfg.profile)
     with torch.device("meta"):
-        shell = phi3(cfg.llm, len(tok) if preset == "tiny" else 32064)  # Phi-3-mini's vocabulary
+        shell = build_llm(cfg.llm, len(tok) if preset == "tiny" else 32064)  # Phi-3-mini's vocabulary
         base_params = sum(p.numel() for p in shell.parameters())
         inject_hlora(shell, {"comprehension": cfg.lora.comprehension, "generation": cfg.lora.generation})
     for task in ("comprehension", "generation"):

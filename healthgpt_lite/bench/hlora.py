@@ -25,22 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from transformers import Phi3Config, Phi3ForCausalLM
+from ..model.llm import build_llm
 
 from ..config import BenchConfig, Config, LLMConfig, PluginConfig
 from ..errors import ConfigError
 from ..lora import inject_hlora, plugin_parameters
 
 SAMPLE_S = 0.05  # a timed sample runs enough steps to last about this long (short: fine interleaving)
-
-
-def phi3(llm: LLMConfig, vocab_size: int) -> Phi3ForCausalLM:
-    """A randomly initialised Phi3 with the shapes of ``llm`` (special ids kept inside the vocabulary)."""
-    cfg = Phi3Config(vocab_size=vocab_size, hidden_size=llm.hidden_size, intermediate_size=llm.intermediate_size,
-                     num_hidden_layers=llm.num_layers, num_attention_heads=llm.num_heads,
-                     num_key_value_heads=llm.num_kv_heads, max_position_embeddings=llm.max_position_embeddings,
-                     bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    return Phi3ForCausalLM(cfg)
 
 
 def bench_llm(cfg: Config, size: str) -> LLMConfig:
@@ -133,7 +124,7 @@ def bench_size(cfg: Config, size: str, device: torch.device, log=print) -> list[
     b = cfg.bench
     llm = bench_llm(cfg, size)
     torch.manual_seed(cfg.seed)
-    base = phi3(llm, b.vocab_size).to(device)
+    base = build_llm(llm, b.vocab_size).to(device)
     ids = torch.randint(3, b.vocab_size, (b.batch_size, b.seq_len), device=device)
     runs = [Variant(base, kind, k, b, ids) for kind, k in variants(b)]
     del base
