@@ -126,3 +126,29 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
         return {"stage": name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics}
 
     return load_or_make(cfg, name, MODEL_SECTIONS, make, artifacts_dir, extra=stage_key(cfg, name))
+
+
+def ensure_prerequisites(cfg: Config, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
+    """Everything the stages stand on, load-or-train: data, CLIP-lite eyes, the VQ tokenizer,
+    the LLM's language, and the cached features. Returns the data folder."""
+    from ..vision import ensure_clip_lite
+    from ..vq import ensure_vq
+    from .llm_pretrain import ensure_llm_lite
+
+    data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data, progress=progress)
+    if not cfg.vision.pretrained_path:
+        ensure_clip_lite(cfg, artifacts_dir, data_dir, progress)
+    if not cfg.vq.pretrained_path:
+        ensure_vq(cfg, artifacts_dir, data_dir, progress)
+    ensure_llm_lite(cfg, artifacts_dir, data_dir, progress)
+    ensure_features(cfg, artifacts_dir, data_dir, progress)
+    return data_dir
+
+
+def ensure_stages(cfg: Config, names: list[str] | tuple[str, ...] = ORDER, artifacts_dir=None, data_dir=None,
+                  progress: bool = False) -> dict[str, Path]:
+    """Load-or-train ``names`` and every stage they build on, in training order (what a
+    notebook calls so that it also runs on its own)."""
+    data_dir = ensure_prerequisites(cfg, artifacts_dir, data_dir, progress)
+    wanted = {d for n in names for d in stages_before(n)} | set(names)
+    return {s: run_stage(cfg, s, artifacts_dir, data_dir, progress) for s in ORDER if s in wanted}
