@@ -5,6 +5,8 @@
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
     healthgpt-lite data tokenizer --out DIR --codes N
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
+    healthgpt-lite exercises build [--check]      student copies from the solution notebooks
+    healthgpt-lite exercises grade SUBMISSIONS/   run and grade submitted notebooks (--out, --timeout)
 """
 from __future__ import annotations
 
@@ -47,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     nbs = sub.add_parser("notebooks", help="rebuild the .ipynb of every jupytext .py source")
     nbs.add_argument("action", choices=["sync", "check"])
+
+    ex = sub.add_parser("exercises", help="build student copies of the exercises; grade submissions")
+    esub = ex.add_subparsers(dest="exercises_command", required=True)
+    build = esub.add_parser("build", help="exercises/*/solution.py -> student.py/.ipynb (+ solution.ipynb)")
+    build.add_argument("--check", action="store_true", help="only report stale copies (exit 1), write nothing")
+    grade = esub.add_parser("grade", help="run every SUBMISSIONS/<student>/<NN_exercise>.ipynb and tabulate verdicts")
+    grade.add_argument("submissions")
+    grade.add_argument("--out", default="grades", help="where grades.csv, grades.md and executed/ go")
+    grade.add_argument("--timeout", type=float, default=300, help="seconds per notebook before it is killed")
     return parser
 
 
@@ -95,4 +106,23 @@ def _dispatch(args) -> int:
         if args.action == "check":
             print("\n".join(problems) or "all notebooks in sync")
         return 1 if problems else 0
+    if args.command == "exercises":
+        return _exercises(args)
     raise AssertionError(args.command)
+
+
+def _exercises(args) -> int:
+    if args.exercises_command == "build":
+        from .exercises.authoring import build, stale
+
+        if args.check:
+            problems = stale()
+            print("\n".join(problems) or "all student copies up to date")
+            return 1 if problems else 0
+        print("\n".join(str(p) for p in build()))
+        return 0
+    from .exercises.grading import grade_submissions
+
+    table = grade_submissions(args.submissions, args.out, timeout_s=args.timeout)
+    print(table.markdown_path.read_text(encoding="utf-8"))
+    return 0
