@@ -119,7 +119,7 @@ def _exercises(args) -> int:
             problems = stale()
             print("\n".join(problems) or "all student copies up to date")
             return 1 if problems else 0
-        print("\n".join(str(p) for p in build()))
+        print("\n".join(str(p) for p in build()) or "all student copies were up to date")
         return 0
     from .exercises.grading import grade_submissions
 

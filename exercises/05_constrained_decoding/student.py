@@ -97,24 +97,30 @@ q1.check()
 # q1.solution()
 
 # %% [markdown]
-# A quick look at your mask on three sequences: plain text, an image just started, and an image
-# with all its codes written. Green = allowed; the columns are the vocabulary (text on the
-# left, then the image block).
+# A look at your mask on four sequences: plain text, an image just started, all its codes
+# written, and the image closed. Each square is the fraction of a kind of token that the mask
+# allows next (green = allowed).
 
 # %%
 import numpy as np
 from matplotlib.figure import Figure
 
 chat = tok("<|user|>\nGenerate an X-ray image.<|end|>\n<|assistant|>\n")["input_ids"]
-rows = [chat + [0] * (n_tokens + 1), chat + [0] * n_tokens + [block.start],
-        chat + [block.start] + [block.first_idx] * n_tokens]
-mask = allowed_next_tokens(torch.tensor(rows), len(tok), block, n_tokens, end_turn)  # (3, V)
-fig = Figure(figsize=(9, 1.8))
+codes = [block.first_idx] * n_tokens
+states = {"plain text": chat + [0] * (n_tokens + 2), "just after <start_index>": chat + [0] * (n_tokens + 1) + [block.start],
+          f"{n_tokens} codes written": chat + [0] + [block.start] + codes, "image closed": chat + [block.start] + codes + [block.end]}
+mask = allowed_next_tokens(torch.tensor(list(states.values())), len(tok), block, n_tokens, end_turn)  # (4, V)
+kinds = {"<idx_*>": list(range(block.first_idx, block.first_idx + block.n_codes)), "<end_index>": [block.end],
+         "<|end|>": [end_turn], "<start_index>": [block.start]}
+kinds["other text"] = sorted(set(range(len(tok))) - {i for ids in kinds.values() for i in ids})
+share = np.array([[float(mask[r, ids].float().mean()) for ids in kinds.values()] for r in range(len(states))])
+fig = Figure(figsize=(8, 2.4))
 ax = fig.add_subplot()
-ax.imshow(mask.numpy(), aspect="auto", cmap="Greens", vmin=0, vmax=1, interpolation="nearest")
-ax.set_yticks(range(3), ["plain text", "just after <start_index>", f"{n_tokens} codes written"])
-ax.axvline(block.start - 0.5, color="k", lw=0.8), ax.set_xlabel("token id (black line: <start_index>)")
-fig.tight_layout()
+ax.imshow(share, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+ax.set_xticks(range(len(kinds)), list(kinds)), ax.set_yticks(range(len(states)), list(states))
+for (r, c), v in np.ndenumerate(share):
+    ax.text(c, r, f"{v:.0%}", ha="center", va="center", color="white" if v > 0.5 else "black")
+ax.set_title("share of each kind of token allowed next"), fig.tight_layout()
 fig
 
 # %% [markdown]

@@ -74,13 +74,16 @@ def solution_cells(path: Path) -> list[str]:
 
 
 def build(root: Path = REPO_ROOT) -> list[Path]:
-    """Regenerate every ``student.py`` / ``student.ipynb`` / ``solution.ipynb``."""
+    """Regenerate what is out of date among every ``student.py`` / ``student.ipynb`` /
+    ``solution.ipynb`` (untouched files keep their bytes: no churn of notebook cell ids)."""
     written = []
     for folder in exercise_dirs(root):
-        solution = folder / "solution.py"
-        student = folder / "student.py"
-        student.write_text(student_text(solution.read_text(encoding="utf-8"), str(solution)), encoding="utf-8")
-        written += [student, sync(student), sync(solution)]
+        solution, student = folder / "solution.py", folder / "student.py"
+        text = student_text(solution.read_text(encoding="utf-8"), str(solution))
+        if not student.is_file() or student.read_text(encoding="utf-8") != text:
+            student.write_text(text, encoding="utf-8")
+            written.append(student)
+        written += [sync(py) for py in (student, solution) if out_of_sync(py)]
     return written
 
 
