@@ -45,6 +45,14 @@ def _groups_without_image_rows(stage, task):
     return reference_trainable_groups(stage, task) - {"image_rows"}
 
 
+def _stage1_only(stage, task):
+    """Answers stage 1 and falls off the end (None) for the others: incorrect, not blank."""
+    from healthgpt_lite.exercises.ex04_stage_rules import reference_trainable_groups
+
+    if stage == "stage1":
+        return reference_trainable_groups(stage, task)
+
+
 def _one_pass_freeze(model, groups, stage, task):
     """Freezes the base, but then switches each group on or off in one pass: image_rows, listed
     after embeddings and head, switches their shared tensors off again in stage 2."""
@@ -97,6 +105,7 @@ WRONG = [
     ("04_stage_rules", "q1", lambda s, t: {"abstract_adapter"}, "does not train in this stage"),
     ("04_stage_rules", "q1", _groups_without_image_rows, "image-token rows"),
     ("04_stage_rules", "q1", lambda s, t: ["lora"], "'lora' is not a parameter group"),
+    ("04_stage_rules", "q1", lambda s, t: _stage1_only(s, t), "it returned None"),
     ("04_stage_rules", "q2", lambda m, g, s, t: None, "outside every group"),
     ("04_stage_rules", "q2", _one_pass_freeze, "one tensor can belong to two groups"),
     ("05_constrained_decoding", "q1", _mask_counting_from_first_start, "count the tokens after the last one"),

@@ -1,6 +1,7 @@
 """The checker behind every exercise question: ``q1.check()``, ``q1.hint()``, ``q1.solution()``.
 
-A :class:`Question` names the function the student writes in the notebook (``name``), the
+A :class:`Question` names the function the student writes in the notebook (``name``; always a
+function: to ask for a constant, ask for a function that returns it), the
 project's own implementation with the same signature (``reference``), test cases, and a
 ``compare`` that explains a wrong result *without* giving the answer away. ``check()`` answers
 one of three verdicts (the nbgrader / otter / Kaggle-learntools convention, DESIGN.md):
@@ -114,8 +115,13 @@ class Question:
             except Exception as e:  # the student's code failed: say where, not how to fix it
                 return self._verdict(INCORRECT, f"it raised {type(e).__name__}: {e} (on {case.description}).")
             if self.placeholder is not _MISSING and _is_placeholder(returned, self.placeholder):
-                return self._verdict(NOT_ATTEMPTED, f"it still returns the placeholder {self.placeholder!r}.")
-            reason = self.compare(expected, got)
+                if n == 1:  # the stub's answer from the start: blank
+                    return self._verdict(NOT_ATTEMPTED, f"it still returns the placeholder {self.placeholder!r}.")
+                return self._verdict(INCORRECT, f"it returned {self.placeholder!r} (on {case.description}).")
+            try:
+                reason = self.compare(expected, got)
+            except Exception as e:  # a result so odd that comparing it failed
+                reason = f"its result could not be compared with the reference ({type(e).__name__}: {e})"
             if reason:
                 return self._verdict(INCORRECT, f"{reason} (on {case.description}).")
         return self._verdict(CORRECT, f"matches the reference on all {n} test cases.")
