@@ -6,6 +6,8 @@
     healthgpt-lite data tokenizer --out DIR --codes N
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
+    healthgpt-lite exercises build [--check]      student copies from the solution notebooks
+    healthgpt-lite exercises grade SUBMISSIONS/   run and grade submitted notebooks (--out, --timeout)
 """
 from __future__ import annotations
 
@@ -54,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(bench)
     bench.add_argument("--out", default="results/bench_hlora.csv")
     bench.add_argument("--device", default="cpu", help="cpu | cuda")
+    ex = sub.add_parser("exercises", help="build student copies of the exercises; grade submissions")
+    esub = ex.add_subparsers(dest="exercises_command", required=True)
+    build = esub.add_parser("build", help="exercises/*/solution.py -> student.py/.ipynb (+ solution.ipynb)")
+    build.add_argument("--check", action="store_true", help="only report stale copies (exit 1), write nothing")
+    grade = esub.add_parser("grade", help="run every SUBMISSIONS/<student>/<NN_exercise>.ipynb and tabulate verdicts")
+    grade.add_argument("submissions")
+    grade.add_argument("--out", default="grades", help="where grades.csv, grades.md and executed/ go")
+    grade.add_argument("--timeout", type=float, default=300, help="seconds per notebook before it is killed")
     return parser
 
 
@@ -107,4 +117,23 @@ def _dispatch(args) -> int:
 
         run_cli(build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.out, args.device)
         return 0
+    if args.command == "exercises":
+        return _exercises(args)
     raise AssertionError(args.command)
+
+
+def _exercises(args) -> int:
+    if args.exercises_command == "build":
+        from .exercises.authoring import build, stale
+
+        if args.check:
+            problems = stale()
+            print("\n".join(problems) or "all student copies up to date")
+            return 1 if problems else 0
+        print("\n".join(str(p) for p in build()) or "all student copies were up to date")
+        return 0
+    from .exercises.grading import grade_submissions
+
+    table = grade_submissions(args.submissions, args.out, timeout_s=args.timeout)
+    print(table.markdown_path.read_text(encoding="utf-8"))
+    return 0

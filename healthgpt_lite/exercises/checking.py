@@ -1,0 +1,192 @@
+"""The checker behind every exercise question: ``q1.check()``, ``q1.hint()``, ``q1.solution()``.
+
+A :class:`Question` names the function the student writes in the notebook (``name``; always a
+function: to ask for a constant, ask for a function that returns it), the
+project's own implementation with the same signature (``reference``), test cases, and a
+``compare`` that explains a wrong result *without* giving the answer away. ``check()`` answers
+one of three verdicts (the nbgrader / otter / Kaggle-learntools convention, DESIGN.md):
+
+* **correct**: the answer matches the reference on every case;
+* **incorrect**: the first case where it does not, with a reason ("shape (2, 5) but expected
+  one row per sequence", "the mask still allows text tokens after <start_index>");
+* **not attempted**: the name is not defined, the stub still raises ``NotImplementedError``,
+  or it returns the declared placeholder.
+
+A notebook must run top to bottom even with blanks, so when the answer is not correct the
+name is re-bound to the reference in the notebook's namespace (with a visible note) and later
+cells keep working; with ``strict=True`` (the notebook's ``STRICT`` parameter) ``check()``
+raises :class:`ExerciseNotDone` instead. Each verdict is also appended, as one JSON line, to
+the file named by ``$HEALTHGPT_LITE_EXERCISE_RESULTS`` when it is set: that is how the grader
+(``grading.py``) collects them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+RESULTS_ENV = "HEALTHGPT_LITE_EXERCISE_RESULTS"
+CORRECT, INCORRECT, NOT_ATTEMPTED = "correct", "incorrect", "not attempted"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_MISSING = object()
+
+
+class ExerciseNotDone(AssertionError):
+    """Raised by ``check()`` in STRICT mode when an answer is not correct."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test input. ``make_args`` builds fresh arguments on every call, so an answer that
+    modifies its input cannot change what the reference sees."""
+
+    description: str  # shown in a reason: "a batch of 3 sequences, one <start_index> each"
+    make_args: Callable[[], tuple]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    exercise: str
+    question: str  # "q1"
+    name: str  # the function the student writes
+    status: str  # CORRECT | INCORRECT | NOT_ATTEMPTED
+    reason: str = ""
+    fallback: bool = False  # later cells use the reference implementation
+
+    @property
+    def message(self) -> str:
+        mark = {CORRECT: "✅ Correct", INCORRECT: "❌ Incorrect", NOT_ATTEMPTED: "⏳ Not attempted"}[self.status]
+        text = f"{mark} ({self.question}, `{self.name}`): {self.reason}"
+        if self.fallback:
+            text += f"\n   Note: later cells use the reference `{self.name}` so the notebook still runs."
+        return text
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+
+    def _ipython_display_(self) -> None:  # check() has printed the message already
+        pass
+
+
+@dataclass(frozen=True)
+class Question:
+    exercise: str  # the folder under exercises/, e.g. "05_constrained_decoding"
+    label: str  # "q1"
+    name: str  # what the student defines in the notebook
+    reference: Callable  # the project's implementation, same signature (the fallback)
+    cases: Callable[[], Iterable[Case]]
+    compare: Callable[[Any, Any], str | None]  # (expected, got) -> None if equal, else the reason
+    hint_text: str
+    # what is compared: by default the returned value; for a function that works in place,
+    # e.g. observe=lambda args, returned: <the state of args[0]>
+    observe: Callable[[tuple, Any], Any] | None = None
+    placeholder: Any = _MISSING  # a value the stub returns that means "blank" (e.g. None)
+    namespace: dict | None = None  # the notebook's globals(), set by bind()
+    strict: bool = False
+
+    def bind(self, namespace: dict, strict: bool = False) -> "Question":
+        return dataclasses.replace(self, namespace=namespace, strict=bool(strict))
+
+    # ------------------------------------------------------------------ judging (no side effects)
+    def evaluate(self, answer: Any = _MISSING) -> Verdict:
+        """The verdict for ``answer`` (default: ``self.name`` in the bound namespace)."""
+        if answer is _MISSING:
+            answer = (self.namespace or {}).get(self.name, _MISSING)
+        if answer is _MISSING:
+            return self._verdict(NOT_ATTEMPTED, f"`{self.name}` is not defined yet: write it and run its cell.")
+        if answer is self.reference:
+            return self._verdict(NOT_ATTEMPTED, f"`{self.name}` is still the reference put there by an earlier "
+                                                "check: run your own cell again first.")
+        if not callable(answer):
+            return self._verdict(INCORRECT, f"`{self.name}` should be a function, got {type(answer).__name__}.")
+        n = 0
+        for n, case in enumerate(self.cases(), 1):
+            args = case.make_args()
+            expected = self._observe(args, self.reference(*args))
+            try:
+                args = case.make_args()
+                returned = answer(*args)
+                got = self._observe(args, returned)
+            except NotImplementedError:
+                return self._verdict(NOT_ATTEMPTED, "the stub still raises NotImplementedError: replace it with your code.")
+            except Exception as e:  # the student's code failed: say where, not how to fix it
+                return self._verdict(INCORRECT, f"it raised {type(e).__name__}: {e} (on {case.description}).")
+            if self.placeholder is not _MISSING and _is_placeholder(returned, self.placeholder):
+                if n == 1:  # the stub's answer from the start: blank
+                    return self._verdict(NOT_ATTEMPTED, f"it still returns the placeholder {self.placeholder!r}.")
+                return self._verdict(INCORRECT, f"it returned {self.placeholder!r} (on {case.description}).")
+            try:
+                reason = self.compare(expected, got)
+            except Exception as e:  # a result so odd that comparing it failed
+                reason = f"its result could not be compared with the reference ({type(e).__name__}: {e})"
+            if reason:
+                return self._verdict(INCORRECT, f"{reason} (on {case.description}).")
+        return self._verdict(CORRECT, f"matches the reference on all {n} test cases.")
+
+    def _observe(self, args: tuple, returned: Any) -> Any:
+        return self.observe(args, returned) if self.observe else returned
+
+    def _verdict(self, status: str, reason: str) -> Verdict:
+        return Verdict(self.exercise, self.label, self.name, status, reason)
+
+    # ------------------------------------------------------------------ what the student calls
+    def check(self) -> Verdict:
+        """Judge the notebook's ``name``, print the verdict, record it, fall back or raise."""
+        verdict = self.evaluate()
+        if verdict.status != CORRECT and not self.strict and self.namespace is not None:
+            self.namespace[self.name] = self.reference
+            verdict = dataclasses.replace(verdict, fallback=True)
+        print(verdict.message)
+        _record(verdict)
+        if verdict.status != CORRECT and self.strict:
+            raise ExerciseNotDone(f"STRICT: {self.label} (`{self.name}`) is {verdict.status}: {verdict.reason}")
+        return verdict
+
+    def hint(self) -> None:
+        print(f"💡 Hint ({self.label}, `{self.name}`): {self.hint_text}")
+
+    def solution(self) -> None:
+        """Print the solution cell of this question from ``exercises/<exercise>/solution.py``."""
+        print(solution_code(self.exercise, self.name))
+
+
+def _is_placeholder(got: Any, placeholder: Any) -> bool:
+    try:
+        return got is placeholder or bool(got == placeholder)
+    except Exception:  # e.g. a tensor compared with None
+        return False
+
+
+def _record(verdict: Verdict) -> None:
+    path = os.environ.get(RESULTS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(verdict.to_json() + "\n")
+
+
+def read_verdicts(path: str | Path) -> dict[str, Verdict]:
+    """question label -> its last recorded verdict (a student may check several times)."""
+    out: dict[str, Verdict] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines() if Path(path).is_file() else []:
+        try:
+            v = Verdict(**json.loads(line))
+        except (ValueError, TypeError):
+            continue  # a garbled line (a submission may write anything here)
+        out[v.question] = v
+    return out
+
+
+def solution_code(exercise: str, name: str, root: Path = REPO_ROOT) -> str:
+    """The solution notebook's cell that defines ``name`` (between BEGIN/END SOLUTION)."""
+    from .authoring import solution_cells
+
+    path = root / "exercises" / exercise / "solution.py"
+    if not path.is_file():
+        return f"The solutions are not part of this copy of the course ({path} is missing); ask your instructor."
+    for cell in solution_cells(path):
+        if f"def {name}(" in cell or f"{name} =" in cell:
+            return cell
+    return f"{path} has no solution cell that defines `{name}`."
