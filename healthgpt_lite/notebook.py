@@ -81,7 +81,7 @@ def course_map(root: Path | None = None) -> list[dict]:
     root = root or Path(__file__).resolve().parents[1]
     rows = []
     for kind, paths in (("notebook", sorted((root / "notebooks").glob("*.ipynb"))),
-                        ("exercise", sorted((root / "exercises").glob("*/*.ipynb")))):
+                        ("exercise", sorted((root / "exercises").glob("*/student.ipynb")))):
         for p in paths:
             nb = nbformat.read(p, as_version=4)
             title = next((line.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"

@@ -127,8 +127,10 @@ def test_constraint_leaves_text_rows_alone(tok):
 
 
 def test_codes_from_tokens_rejects_text(tok):
-    with pytest.raises(InputError, match="not 16 image tokens"):
+    with pytest.raises(InputError, match="fewer than the 16 image tokens"):
         codes_from_tokens(torch.tensor([[1, 2, 3]]), image_token_ids(tok), 4)
+    with pytest.raises(InputError, match="not all <idx_"):
+        codes_from_tokens(torch.tensor([[1, 2, 3, 4]]), image_token_ids(tok), 2)
 
 
 def test_llm_from_local_folder(tmp_path, llm):

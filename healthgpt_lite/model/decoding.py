@@ -57,7 +57,10 @@ def codes_from_tokens(generated: torch.Tensor, block: ImageTokenIds, grid: int) 
     n = grid * grid
     tokens = generated[:, :n]  # (B, h*w)
     codes = tokens - block.first_idx
-    if tokens.shape[1] < n or (codes < 0).any() or (codes >= block.n_codes).any():
-        raise InputError(f"the generation holds {tokens.shape[1]} tokens, not {n} image tokens; "
+    if tokens.shape[1] < n:
+        raise InputError(f"the generation holds {tokens.shape[1]} tokens, fewer than the {n} image tokens of a "
+                         f"{grid}x{grid} grid; use ImageTokenConstraint so every generation decodes")
+    if (codes < 0).any() or (codes >= block.n_codes).any():
+        raise InputError(f"the first {n} generated tokens are not all <idx_*> image tokens; "
                          "use ImageTokenConstraint so every generation decodes")
     return codes.reshape(-1, grid, grid)
