@@ -60,6 +60,15 @@ class VisionConfig:
     gen_layer: int = 1  # HVP: generation reads hidden_states[1] ("concrete")
     comp_layer: int = -2  # HVP: comprehension reads hidden_states[-2] ("abstract")
     pretrained_path: str | None = None  # a local HF CLIP folder; None = CLIP-lite / random
+    # CLIP-lite (vision/clip_lite.py): a random ViT has no "eyes", so tiny/small first learn to
+    # see by image-caption contrastive pretraining on VL-Health-lite; a tiny text tower helps.
+    clip_text_hidden_size: int = 128
+    clip_text_layers: int = 2
+    clip_text_heads: int = 4
+    clip_text_max_len: int = 64  # caption tokens (+ EOS); VL-Health-lite reports need <= 47
+    clip_steps: int = 300  # optimiser steps (per profile, below)
+    clip_batch_size: int = 32
+    clip_lr: float = 5e-4
 
     @property
     def grid_size(self) -> int:
@@ -234,10 +243,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Each profile is dotted overrides applied after the preset. Later modules add their own
 # keys here (training steps per stage, batch sizes), keeping one table per axis.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"data.n_patients": 24},
-    "cpu": {"data.n_patients": 240},
-    "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed"},
-    "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed"},
+    "smoke": {"data.n_patients": 24,
+              "vision.clip_steps": 20, "vision.clip_batch_size": 16},
+    "cpu": {"data.n_patients": 240,
+            "vision.clip_steps": 600, "vision.clip_batch_size": 64},
+    "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed",
+            "vision.clip_steps": 4000, "vision.clip_batch_size": 256},
+    "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed",
+             "vision.clip_steps": 20000, "vision.clip_batch_size": 512},
 }
 
 
