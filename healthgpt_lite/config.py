@@ -246,11 +246,11 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_patients": 24,
               "vision.clip_steps": 20, "vision.clip_batch_size": 16},
     "cpu": {"data.n_patients": 240,
-            "vision.clip_steps": 600, "vision.clip_batch_size": 64},
+            "vision.clip_steps": 500, "vision.clip_batch_size": 64},
     "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed",
-            "vision.clip_steps": 4000, "vision.clip_batch_size": 256},
+            "vision.clip_steps": 1500, "vision.clip_batch_size": 256},
     "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed",
-             "vision.clip_steps": 20000, "vision.clip_batch_size": 512},
+             "vision.clip_steps": 5000, "vision.clip_batch_size": 512},
 }
 
 

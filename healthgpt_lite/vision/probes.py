@@ -16,6 +16,9 @@ images are stored patient by patient), then the probe is refit on all training i
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import torch
 
 from .clip_data import CaptionedImages
@@ -25,21 +28,40 @@ LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
 # ----------------------------------------------------------------------------- ridge
-def ridge_fit(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Closed form ``W = (X'X + lam n I)^-1 X'Y`` on standardised features; returns (W, mean, std)."""
+@dataclass
+class Ridge:
+    """A fitted ridge regression on standardised features: ``y = (x - mean) / std @ w + y_mean``."""
+
+    w: torch.Tensor  # (D, K)
+    mean: torch.Tensor  # (D,)
+    std: torch.Tensor  # (D,)
+    y_mean: torch.Tensor  # (K,)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.double() - self.mean) / self.std) @ self.w + self.y_mean  # (n, K)
+
+
+@contextmanager
+def one_thread():
+    """Small LAPACK calls run faster on one thread than on several busy-waiting ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def ridge_path(x: torch.Tensor, y: torch.Tensor, lambdas=LAMBDAS) -> list[Ridge]:
+    """Closed-form ridge ``w = (X'X + lam n I)^-1 X'y`` for every lambda at once, from one
+    eigendecomposition ``X'X = V diag(e) V'``: ``w = V diag(1 / (e + lam n)) V'X'y``."""
     x, y = x.double(), y.double()
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    xs = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], 1)  # (n, D + 1): bias column
-    reg = lam * len(x) * torch.eye(xs.shape[1], dtype=x.dtype)
-    reg[-1, -1] = 0  # the bias is not shrunk
-    w = torch.linalg.solve(xs.T @ xs + reg, xs.T @ y)  # (D + 1, K)
-    return w, mean, std
-
-
-def ridge_predict(model, x: torch.Tensor) -> torch.Tensor:
-    w, mean, std = model
-    xs = torch.cat([(x.double() - mean) / std, torch.ones(len(x), 1, dtype=torch.float64)], 1)
-    return xs @ w  # (n, K)
+    mean, std, y_mean = x.mean(0), x.std(0) + 1e-6, y.mean(0)
+    xs = (x - mean) / std  # (n, D)
+    with one_thread():
+        evals, evecs = torch.linalg.eigh(xs.T @ xs)  # (D,), (D, D)
+    proj = evecs.T @ (xs.T @ (y - y_mean))  # (D, K)
+    return [Ridge(evecs @ (proj / (evals + lam * len(x))[:, None]), mean, std, y_mean) for lam in lambdas]
 
 
 def r2_score(y: torch.Tensor, pred: torch.Tensor, reference_mean: torch.Tensor) -> float:
@@ -48,11 +70,12 @@ def r2_score(y: torch.Tensor, pred: torch.Tensor, reference_mean: torch.Tensor) 
     return 1 - ((y - pred) ** 2).sum().item() / ((y - reference_mean.double()) ** 2).sum().item()
 
 
-def fit_with_holdout(x: torch.Tensor, y: torch.Tensor, score, holdout: float = 0.2, lambdas=LAMBDAS):
-    """Pick lambda on the last ``holdout`` of the rows (score: higher is better), refit on all."""
+def fit_with_holdout(x: torch.Tensor, y: torch.Tensor, score, holdout: float = 0.2, lambdas=LAMBDAS) -> Ridge:
+    """Pick lambda on the last ``holdout`` of the rows (``score(y, pred)``: higher is better),
+    then refit on all rows with it."""
     cut = int(len(x) * (1 - holdout))
-    best = max(lambdas, key=lambda lam: score(y[cut:], ridge_predict(ridge_fit(x[:cut], y[:cut], lam), x[cut:])))
-    return ridge_fit(x, y, best), best
+    scores = [score(y[cut:], r.predict(x[cut:])) for r in ridge_path(x[:cut], y[:cut], lambdas)]
+    return ridge_path(x, y, [lambdas[max(range(len(lambdas)), key=scores.__getitem__)]])[0]
 
 
 # ----------------------------------------------------------------------------- targets
@@ -90,9 +113,9 @@ def layer_features(encoder: HVPEncoder, data: CaptionedImages, batch_size: int =
 def pixel_probe(tr_feats, tr_patches, te_feats, te_patches, patch: int) -> dict[str, float]:
     """Per-token ridge regression token -> its patch's pixels; R^2 and PSNR on the test images."""
     d, p2 = tr_feats.shape[-1], tr_patches.shape[-1]
-    model, lam = fit_with_holdout(tr_feats.reshape(-1, d), tr_patches.reshape(-1, p2),
-                                  lambda y, pred: -((y.double() - pred) ** 2).mean().item())
-    pred = ridge_predict(model, te_feats.reshape(-1, d)).float().reshape(te_patches.shape).clamp(0, 1)
+    model = fit_with_holdout(tr_feats.reshape(-1, d), tr_patches.reshape(-1, p2),
+                             lambda y, pred: -((y.double() - pred) ** 2).mean().item())
+    pred = model.predict(te_feats.reshape(-1, d)).float().reshape(te_patches.shape).clamp(0, 1)
     r2 = r2_score(te_patches.reshape(-1, p2), pred.reshape(-1, p2), tr_patches.reshape(-1, p2).mean(0))
     mse = ((unpatchify(pred, patch) - unpatchify(te_patches, patch)) ** 2).mean((1, 2, 3))  # (M,)
     return {"pixel R2": r2, "pixel PSNR (dB)": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean().item()}
@@ -102,8 +125,8 @@ def attribute_probe(tr_pooled, tr_y, te_pooled, te_y) -> tuple[float, float]:
     """Ridge classifier on one-hot targets; returns (test accuracy, majority-class accuracy)."""
     k = int(max(tr_y.max(), te_y.max())) + 1
     onehot = torch.nn.functional.one_hot(tr_y, k).double()  # (M, k)
-    model, _ = fit_with_holdout(tr_pooled, onehot, lambda y, pred: (pred.argmax(1) == y.argmax(1)).double().mean().item())
-    acc = (ridge_predict(model, te_pooled).argmax(1) == te_y).float().mean().item()
+    model = fit_with_holdout(tr_pooled, onehot, lambda y, pred: (pred.argmax(1) == y.argmax(1)).double().mean().item())
+    acc = (model.predict(te_pooled).argmax(1) == te_y).float().mean().item()
     majority = (te_y == tr_y.mode().values).float().mean().item()
     return acc, majority
 
@@ -125,6 +148,18 @@ def run_probes(encoder: HVPEncoder, train: CaptionedImages, test: CaptionedImage
             row[name], row[f"{name} majority"] = attribute_probe(tr_pool, tr_t[name], te_pool, te_t[name])
         rows.append(row)
     return rows
+
+
+MEANING = ("modality", "any lesion", "lesion count", "lesion in right lung", "lesion in left lung", "lesion in liver")
+
+
+def hvp_probe_table(results: dict[str, list[dict]], layers: dict[str, int]) -> list[dict]:
+    """The rows of ``run_probes`` for the HVP layers of each encoder, then the majority baseline."""
+    metrics = ["pixel R2", "pixel PSNR (dB)", *MEANING]
+    rows = [{"encoder": enc, "HVP layer": name, "hidden state": r[layer]["layer"], **{k: r[layer][k] for k in metrics}}
+            for enc, r in results.items() for name, layer in layers.items()]
+    first = next(iter(results.values()))[0]
+    return rows + [{"encoder": "majority class", **{k: first[f"{k} majority"] for k in MEANING}}]
 
 
 # ----------------------------------------------------------------------------- layer similarity

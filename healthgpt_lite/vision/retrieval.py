@@ -77,3 +77,16 @@ def evaluate_retrieval(clip: CLIPModel, tokenizer, data: CaptionedImages, cfg: C
     scores = {**zero_shot(clip, tokenizer, data, cfg.vision.clip_text_max_len),
               **in_batch_retrieval(clip, tokenizer, data, cfg.vision.clip_text_max_len), "test_images": len(data)}
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
+
+
+def retrieval_rows(scores: dict) -> list[dict]:
+    """The scores of :func:`evaluate_retrieval` as a table: measure, CLIP-lite, chance (, majority)."""
+    b = scores["retrieval_batch"]
+    return [
+        {"measure": "modality (3-way zero-shot)", "CLIP-lite": scores["modality_acc"], "chance": scores["modality_chance"]},
+        {"measure": "lesion count (4-way zero-shot)", "CLIP-lite": scores["count_acc"], "chance": scores["count_chance"],
+         "majority": scores["count_majority"]},
+        {"measure": "modality and count (12-way)", "CLIP-lite": scores["joint_acc"], "chance": scores["joint_chance"]},
+        {"measure": f"image -> report top-1 (batch {b})", "CLIP-lite": scores["i2t_top1"], "chance": scores["retrieval_chance"]},
+        {"measure": f"report -> image top-1 (batch {b})", "CLIP-lite": scores["t2i_top1"], "chance": scores["retrieval_chance"]},
+    ]

@@ -24,7 +24,7 @@ def patch_grid_figure(image: torch.Tensor, patch: int, show_tokens: int = 12) ->
         ax.axhline(k * patch - 0.5, color="tab:orange", lw=0.6), ax.axvline(k * patch - 0.5, color="tab:orange", lw=0.6)
     for n in range(show_tokens):
         r, c = divmod(n, g)
-        ax.text(c * patch + patch / 2 - 0.5, r * patch + patch / 2 - 0.5, str(n), color="tab:orange",
+        ax.text(c * patch + patch / 2 - 0.5, r * patch + patch / 2 - 0.5, str(n + 1), color="tab:orange",
                 fontsize=6, ha="center", va="center")
     ax.set_title(f"{g}x{g} patches of {patch}x{patch} px"), ax.set_xticks([]), ax.set_yticks([])
     for n in range(show_tokens):
@@ -65,16 +65,16 @@ def layer_maps_figure(images: Sequence[torch.Tensor], hidden: Sequence[tuple], l
 
 
 def similarity_matrix_figure(sim: torch.Tensor, marks: dict[str, int], title: str = "") -> Figure:
-    """A layer x layer similarity matrix (e.g. linear CKA), with the HVP layers marked."""
-    fig = Figure(figsize=(3.8, 3.3))
+    """A layer x layer similarity matrix (e.g. linear CKA), with the HVP layers named on the rows."""
+    fig = Figure(figsize=(5.2, 3.6))
     ax = fig.add_subplot()
     im = ax.imshow(sim.numpy(), vmin=0, vmax=1, cmap="viridis")
     n = len(sim)
-    ax.set_xticks(range(n)), ax.set_yticks(range(n))
-    labels = [str(i) for i in range(n)]
+    names = [f"hs[{i}]" for i in range(n)]
     for name, layer in marks.items():
-        labels[layer % n] += f"\n{name}"
-    ax.set_xticklabels(labels, fontsize=7), ax.set_yticklabels([l.replace("\n", " ") for l in labels], fontsize=7)
+        names[layer % n] = f"{name} = hs[{layer % n}]" if ":" not in name else name
+    ax.set_xticks(range(n)), ax.set_xticklabels([f"hs[{i}]" for i in range(n)], fontsize=8)
+    ax.set_yticks(range(n)), ax.set_yticklabels(names, fontsize=8)
     for i in range(n):
         for j in range(n):
             ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=7,
@@ -102,8 +102,8 @@ def probe_bars_figure(results: dict[str, list[dict]], layers: dict[str, int], me
                 ax.plot([xi - width / 2, xi + width / 2], [row[f"{m} majority"]] * 2, color="black", lw=1.5)
     ax.set_xticks(range(len(metrics))), ax.set_xticklabels([m.replace(" (dB)", "") for m in metrics], rotation=20, fontsize=8)
     ax.set_ylim(0, 1.05), ax.set_ylabel("R² / accuracy (test)"), ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
-    ax.set_title("linear probes (black ticks: majority-class baseline)")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(groups), frameon=False)
+    ax.set_xlabel("linear probes on the test images (black ticks: majority-class baseline)", fontsize=8)
     fig.tight_layout()
     return fig
 
