@@ -244,9 +244,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 # keys here (training steps per stage, batch sizes), keeping one table per axis.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"data.n_patients": 24,
-              "vision.clip_steps": 20, "vision.clip_batch_size": 16},
+              "vision.clip_steps": 12, "vision.clip_batch_size": 16},
     "cpu": {"data.n_patients": 240,
-            "vision.clip_steps": 500, "vision.clip_batch_size": 64},
+            "vision.clip_steps": 1000, "vision.clip_batch_size": 32},
     "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed",
             "vision.clip_steps": 1500, "vision.clip_batch_size": 256},
     "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed",

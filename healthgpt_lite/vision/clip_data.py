@@ -51,6 +51,11 @@ class CaptionedImages:
     def __len__(self) -> int:
         return len(self.reports)
 
+    def head(self, n: int) -> "CaptionedImages":
+        """The first ``n`` images (whole patients first: images are stored patient by patient)."""
+        return CaptionedImages(self.images[:n], self.reports[:n], self.shorts[:n], self.modality[:n],
+                               self.n_lesions[:n], {k: v[:n] for k, v in self.lesion_in.items()}, self.patients[:n])
+
     def pixels(self, index=slice(None)) -> torch.Tensor:
         """``(M, 3, S, S)`` float in [0, 1], the encoder's input."""
         return (self.images[index].float() / 255).expand(-1, 3, -1, -1)

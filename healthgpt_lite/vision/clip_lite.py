@@ -31,7 +31,8 @@ from .clip_data import CaptionPairs, collate_pairs, load_captioned_images
 from .encoder import HVPEncoder, clip_vision_config, normalize_pixels
 
 NAME, SECTIONS = "clip_lite", ("vision", "data")
-MAKE_HINT = "run notebooks/02_vision_encoder_hvp.ipynb or `python -m healthgpt_lite reproduce`"
+MAKE_HINT = ("run notebooks/02_vision_encoder_hvp.ipynb or `python -m healthgpt_lite reproduce`; "
+             "or set vision.pretrained_path to a local CLIP folder (m3 / l14: openai/clip-vit-large-patch14-336)")
 
 
 def clip_lite_config(cfg: Config, vocab_size: int, eos_token_id: int) -> CLIPConfig:

@@ -132,9 +132,11 @@ def attribute_probe(tr_pooled, tr_y, te_pooled, te_y) -> tuple[float, float]:
 
 
 def run_probes(encoder: HVPEncoder, train: CaptionedImages, test: CaptionedImages,
-               layers: list[int] | None = None) -> list[dict]:
+               layers: list[int] | None = None, max_images: int = 3000) -> list[dict]:
     """One row per hidden state: pixel R^2 / PSNR and the accuracy of every attribute probe
-    (plus ``<attribute> majority`` baselines)."""
+    (plus ``<attribute> majority`` baselines). At most ``max_images`` per split are used (the
+    features of every layer are held in memory)."""
+    train, test = train.head(max_images), test.head(max_images)
     patch = encoder.clip.config.patch_size
     tr_f, te_f = layer_features(encoder, train), layer_features(encoder, test)  # (L + 1, M, N, D)
     tr_px, te_px = patchify(train.images, patch) / 255, patchify(test.images, patch) / 255  # (M, N, p*p)

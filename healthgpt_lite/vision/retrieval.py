@@ -81,12 +81,13 @@ def evaluate_retrieval(clip: CLIPModel, tokenizer, data: CaptionedImages, cfg: C
 
 def retrieval_rows(scores: dict) -> list[dict]:
     """The scores of :func:`evaluate_retrieval` as a table: measure, CLIP-lite, chance (, majority)."""
-    b = scores["retrieval_batch"]
-    return [
-        {"measure": "modality (3-way zero-shot)", "CLIP-lite": scores["modality_acc"], "chance": scores["modality_chance"]},
-        {"measure": "lesion count (4-way zero-shot)", "CLIP-lite": scores["count_acc"], "chance": scores["count_chance"],
-         "majority": scores["count_majority"]},
-        {"measure": "modality and count (12-way)", "CLIP-lite": scores["joint_acc"], "chance": scores["joint_chance"]},
-        {"measure": f"image -> report top-1 (batch {b})", "CLIP-lite": scores["i2t_top1"], "chance": scores["retrieval_chance"]},
-        {"measure": f"report -> image top-1 (batch {b})", "CLIP-lite": scores["t2i_top1"], "chance": scores["retrieval_chance"]},
-    ]
+    b, chance = scores["retrieval_batch"], scores["retrieval_chance"]
+
+    def row(measure: str, key: str, base: float, **extra) -> dict:
+        return {"measure": measure, "CLIP-lite": scores[key], "chance": base, **extra}
+
+    return [row("modality (3-way zero-shot)", "modality_acc", scores["modality_chance"]),
+            row("lesion count (4-way zero-shot)", "count_acc", scores["count_chance"], majority=scores["count_majority"]),
+            row("modality and count (12-way)", "joint_acc", scores["joint_chance"]),
+            row(f"image -> report top-1 (batch {b})", "i2t_top1", chance),
+            row(f"report -> image top-1 (batch {b})", "t2i_top1", chance)]
