@@ -146,8 +146,10 @@ print("trainable parameters in the encoder:", sum(p.numel() for p in encoder.par
 # %% [markdown]
 # What do the two layers look like? Each patch token, projected on the first three principal
 # components of its image's tokens, becomes an RGB pixel: patches with similar colours have
-# similar tokens. The right panel compares every two hidden states over all test tokens with
-# linear CKA (1 = same geometry).
+# similar tokens. At 8x8 tokens the maps are coarse: the background patches share one colour at
+# every depth (air is air), inside the body each patch is its own colour, and the eye finds no
+# clear difference between the layers. The second figure measures it instead: linear CKA
+# between every two hidden states over all test tokens (1 = the same geometry).
 
 # %%
 from healthgpt_lite.vision.probes import layer_features, layer_similarity
@@ -193,8 +195,8 @@ probe_curves_figure(results, ["pixel PSNR (dB)", "any lesion", "lesion count"], 
 # * *Meaning* mostly grows with depth in the pretrained encoder: the lesion count goes from
 #   0.47 at `hs[1]` (below the 0.50 majority baseline) to 0.60 at `hs[-2]`, a right-lung lesion
 #   from 0.65 to 0.82. "Any lesion" and the liver stay level, and the left lung even goes the
-#   other way (0.79 → 0.72): a tendency, not a law. The random ViT stays near its baselines
-#   everywhere. Modality is trivial at every depth (CT, MRI and X-ray differ in grey levels).
+#   other way (0.79 → 0.72): a tendency, not a law. The random ViT stays near or below the
+#   baselines at every depth. Modality is trivial at every depth (CT, MRI and X-ray differ in grey levels).
 # * *Detail* fades only a little: every layer rebuilds its 8x8 patch with R² ≈ 0.97; the
 #   reconstruction is 29.3 dB from `hs[1]` and 28.5 dB from `hs[-2]`. A 128-wide token has room
 #   for a 64-pixel patch *and* more, and four residual blocks cannot wash the pixels out. The
