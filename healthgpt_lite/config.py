@@ -60,6 +60,15 @@ class VisionConfig:
     gen_layer: int = 1  # HVP: generation reads hidden_states[1] ("concrete")
     comp_layer: int = -2  # HVP: comprehension reads hidden_states[-2] ("abstract")
     pretrained_path: str | None = None  # a local HF CLIP folder; None = CLIP-lite / random
+    # CLIP-lite (vision/clip_lite.py): a random ViT has no "eyes", so tiny/small first learn to
+    # see by image-caption contrastive pretraining on VL-Health-lite; a tiny text tower helps.
+    clip_text_hidden_size: int = 128
+    clip_text_layers: int = 2
+    clip_text_heads: int = 4
+    clip_text_max_len: int = 64  # caption tokens (+ EOS); VL-Health-lite reports need <= 47
+    clip_steps: int = 300  # optimiser steps (per profile, below)
+    clip_batch_size: int = 32
+    clip_lr: float = 5e-4
 
     @property
     def grid_size(self) -> int:
@@ -270,15 +279,27 @@ PRESETS: dict[str, dict[str, Any]] = {
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "data.n_patients": 24,
+        "vision.clip_steps": 12, "vision.clip_batch_size": 16,
         "llm.pretrain_steps": 6, "llm.pretrain_batch_size": 8,
         "train.stage1_comprehension_steps": 3, "train.stage1_generation_steps": 3, "train.stage2_steps": 2,
         "train.stage3_comprehension_steps": 3, "train.stage3_generation_steps": 3,
         "train.comp_batch_size": 4, "train.gen_batch_size": 2, "train.stage2_samples": 16,
         "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 8,
     },
-    "cpu": {"data.n_patients": 240},
-    "gpu": {"data.n_patients": 2000, "train.precision": "bf16-mixed", "llm.pretrain_steps": 3000},
-    "full": {"data.n_patients": 10000, "train.precision": "bf16-mixed", "llm.pretrain_steps": 10000},
+    "cpu": {
+        "data.n_patients": 240,
+        "vision.clip_steps": 1000, "vision.clip_batch_size": 32,
+    },
+    "gpu": {
+        "data.n_patients": 2000, "train.precision": "bf16-mixed",
+        "vision.clip_steps": 1500, "vision.clip_batch_size": 256,
+        "llm.pretrain_steps": 3000,
+    },
+    "full": {
+        "data.n_patients": 10000, "train.precision": "bf16-mixed",
+        "vision.clip_steps": 5000, "vision.clip_batch_size": 512,
+        "llm.pretrain_steps": 10000,
+    },
 }
 
 

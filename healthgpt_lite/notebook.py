@@ -59,6 +59,22 @@ def _quiet_libraries() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
     matplotlib.rcParams.update({"figure.dpi": 90, "image.cmap": "gray", "axes.titlesize": 10})
+    _show_figures_inline()
+
+
+def _show_figures_inline() -> None:
+    """Package helpers return ``matplotlib.figure.Figure`` objects and never touch pyplot, but
+    IPython's inline backend registers its PNG formatter only once pyplot is imported (and not
+    at all under ``MPLBACKEND=Agg``, as in the test harness): a returned Figure would then show
+    as ``<Figure size ...>`` text. Register the formatter directly."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
 
 
 def _inline_figures() -> None:

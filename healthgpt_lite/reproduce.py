@@ -6,6 +6,7 @@ adds its tables and figures to ``results/REPORT.md`` and its numbers to ``metric
 from __future__ import annotations
 
 import collections
+import json
 import time
 from pathlib import Path
 
@@ -55,4 +56,38 @@ def step_data(cfg: Config, art: Path, report: Report) -> None:
     report.figure("data_record_ct2mri", record_figure(example, data_dir), "A CT->MRI generation record.")
 
 
-STEPS = [step_data]
+def step_vision(cfg: Config, art: Path, report: Report) -> None:
+    """CLIP-lite (tiny/small) or the real CLIP (pretrained_path): retrieval vs chance, HVP probes."""
+    from .data.generate import ensure_dataset
+    from .vision import HVPEncoder, ensure_clip_lite, load_vision_encoder
+    from .vision.clip_data import load_captioned_images
+    from .vision.probes import hvp_probe_table, run_probes
+    from .vision.retrieval import retrieval_rows
+    from .viz.vision import probe_bars_figure
+
+    data_dir = ensure_dataset(data_dir_for(cfg, art), cfg.data, progress=True)
+    v = cfg.vision
+    report.section("2. Vision encoder: CLIP-lite and hierarchical visual perception")
+    if not v.pretrained_path:
+        meta = json.loads((ensure_clip_lite(cfg, art, data_dir, progress=True) / "meta.json").read_text())
+        report.metrics["clip_lite"] = meta["retrieval"]
+        report.text(f"CLIP-lite: the {v.num_layers}-layer ViT pretrained for {v.clip_steps} steps (batch "
+                    f"{v.clip_batch_size}) with CLIP's contrastive loss on the training images and their captions. "
+                    f"Zero-shot retrieval on the {meta['retrieval']['test_images']} test images:")
+        report.table(retrieval_rows(meta["retrieval"]))
+    encoder = load_vision_encoder(cfg, art)
+    train, test = (load_captioned_images(data_dir, s, v.image_size) for s in ("train", "test"))
+    results = {"pretrained": run_probes(encoder, train, test),
+               "random ViT": run_probes(HVPEncoder.from_config(v, seed=cfg.seed), train, test)}
+    layers = {f"generation hs[{v.gen_layer}]": v.gen_layer, f"comprehension hs[{v.comp_layer}]": v.comp_layer}
+    rows = hvp_probe_table(results, layers)
+    report.metrics["hvp_probes"] = rows
+    report.text("Linear probes (ridge, fit on train, scored on test) of the two HVP layers: patch pixels from "
+                "each token (detail) and image attributes from the mean token (meaning).")
+    report.table(rows)
+    report.figure("hvp_probes", probe_bars_figure(results, layers, ["pixel R2", "any lesion", "lesion count",
+                                                                    "lesion in right lung", "lesion in liver"]),
+                  "HVP probes: shallow (generation) vs deep (comprehension) layer, pretrained vs random ViT.")
+
+
+STEPS = [step_data, step_vision]
