@@ -44,20 +44,24 @@ def setup(profile: str = "smoke", preset: str = "tiny", seed: int = 0, artifacts
     seed_everything(seed)
     art = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
     data = Path(data_dir) if data_dir else data_dir_for(cfg, art)
-    _quiet_libraries()
-    _inline_figures()
-    return Run(cfg, art, data, progress=profile != "smoke")
+    progress = profile != "smoke"
+    _quiet_libraries(progress)
+    return Run(cfg, art, data, progress=progress)
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(progress: bool) -> None:
     import logging
     import warnings
 
     import matplotlib
+    import transformers
 
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*treespec.*")  # a Lightning/torch deprecation notice
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    if not progress:  # "Loading weights" / "Writing model shards" bars would bloat smoke runs
+        transformers.utils.logging.disable_progress_bar()
     matplotlib.rcParams.update({"figure.dpi": 90, "image.cmap": "gray", "axes.titlesize": 10})
     _show_figures_inline()
 
@@ -75,19 +79,6 @@ def _show_figures_inline() -> None:
     shell = get_ipython()
     if shell is not None and hasattr(shell, "display_formatter"):
         select_figure_formats(shell, {"png"}, bbox_inches="tight")
-
-
-def _inline_figures() -> None:
-    """Show a returned matplotlib ``Figure`` as an image in Jupyter. Package helpers build
-    Figures without pyplot, and IPython only renders those once a figure format is selected."""
-    try:
-        from IPython import get_ipython
-        from IPython.core.pylabtools import select_figure_formats
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None and hasattr(shell, "display_formatter"):
-        select_figure_formats(shell, {"png"})
 
 
 def course_map(root: Path | None = None) -> list[dict]:
