@@ -66,3 +66,19 @@ def _anchor(box: tuple[float, float, float, float], toward: tuple[float, float])
     if abs(dx) * h > abs(dy) * w:
         return (x + w if dx > 0 else x, cy)
     return (cx, y + h if dy > 0 else y)
+
+
+# stage-table group -> boxes of the diagram it trains
+GROUP_BOXES = {"abstract_adapter": {"abstract_adapter"}, "concrete_adapter": {"concrete_adapter"},
+               "comp_plugin": {"comp_plugin"}, "gen_plugin": {"gen_plugin"}, "embeddings": {"embeddings"},
+               "head": {"embeddings"}, "image_rows": {"embeddings"}}
+TASK_BOXES = {"comprehension": {"abstract_adapter", "comp_plugin", "answer"},
+              "generation": {"concrete_adapter", "gen_plugin", "vq_decoder", "vq_encoder", "out_image"}}
+
+
+def stage_figure(spec) -> Figure:
+    """The model with what ``spec`` (a ``training.stages.StageSpec``) trains highlighted and the
+    other task's path faded."""
+    trained = set().union(*(GROUP_BOXES[g] for g in spec.trains))
+    inactive = set() if spec.task == "mixed" else TASK_BOXES["generation" if spec.task == "comprehension" else "comprehension"]
+    return architecture_figure(trained, title=f"{spec.name}: trains {', '.join(spec.trains)}", inactive=inactive - trained)
