@@ -1,6 +1,7 @@
 """``python -m healthgpt_lite`` / ``healthgpt-lite``: the project's command line.
 
     healthgpt-lite reproduce                      the end-to-end pipeline (cpu profile) -> results/
+    healthgpt-lite fit --config configs/tiny_cpu.yaml --model.stage stage2   one stage, LightningCLI
     healthgpt-lite data generate --out DIR        a VL-Health-lite data set (--profile/--set)
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
     healthgpt-lite data tokenizer --out DIR --codes N
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--codes", type=int, default=512, help="number of <idx_*> image tokens (VQ codebook size)")
     tk.add_argument("--vocab-size", type=int, default=1024)
 
+    fit = sub.add_parser("fit", help="train one stage with LightningCLI (--config configs/<preset>*.yaml; --help there)",
+                         add_help=False)
+    fit.add_argument("lightning_args", nargs=argparse.REMAINDER)
+
     nbs = sub.add_parser("notebooks", help="rebuild the .ipynb of every jupytext .py source")
     nbs.add_argument("action", choices=["sync", "check"])
 
@@ -79,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     from .config import build_config
 
+    if args.command == "fit":
+        from .training.cli import main as fit_main
+
+        fit_main(["fit", *args.lightning_args])
+        return 0
     if args.command == "reproduce":
         from .reproduce import reproduce
 

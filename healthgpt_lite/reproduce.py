@@ -90,4 +90,6 @@ def step_vision(cfg: Config, art: Path, report: Report) -> None:
                   "HVP probes: shallow (generation) vs deep (comprehension) layer, pretrained vs random ViT.")
 
 
-STEPS = [step_data, step_vision]
+from .reproduce_steps import step_evaluation, step_llm, step_stages  # noqa: E402
+
+STEPS = [step_data, step_vision, step_llm, step_stages, step_evaluation]

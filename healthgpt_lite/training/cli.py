@@ -67,6 +67,17 @@ class HealthGPTCLI(LightningCLI):
         for key in ("stage", "preset", "profile", "seed", "overrides", "artifacts_dir"):
             parser.link_arguments(f"model.{key}", f"data.{key}")
 
+    def before_instantiate_classes(self) -> None:
+        """The stage's step count comes from the config (one source of truth), and its
+        checkpoints go into the stage's artifact folder, so ``--ckpt_path last`` resumes."""
+        c = self.config[self.subcommand] if self.subcommand else self.config
+        m = c.model
+        cfg = build_config(m.preset, m.profile, m.overrides or {}, seed=m.seed)
+        if c.trainer.max_steps in (None, -1):
+            c.trainer.max_steps = getattr(cfg.train, f"{m.stage}_steps")
+        if c.trainer.default_root_dir is None:
+            c.trainer.default_root_dir = str(stage_path(cfg, m.stage, m.artifacts_dir))
+
 
 def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:
     return HealthGPTCLI(StageModule, StageData, args=args, run=run, save_config_callback=None,

@@ -35,6 +35,19 @@ def freeze_for_stage(model: HealthGPTModel, spec: StageSpec) -> list[torch.utils
     return hooks
 
 
+def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:
+    """Weights a stage really updates (``image_rows``: only the new rows of embeddings and head)."""
+    groups, seen, total = model.parameter_groups(), set(), 0
+    for g in spec.trains:
+        for p in groups[g]:
+            if g == "image_rows":
+                total += (p.shape[0] - model.block.start) * p.shape[1]
+            elif id(p) not in seen:
+                total += p.numel()
+            seen.add(id(p))
+    return total
+
+
 class HealthGPTLitModule(L.LightningModule):
     def __init__(self, model: HealthGPTModel, spec: StageSpec, total_steps: int, lr_scale: float = 1.0,
                  warmup_fraction: float = 0.03):

@@ -7,6 +7,7 @@ A stage refuses to start when a stage it builds on is missing, naming what makes
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -100,7 +101,7 @@ def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision:
 def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
     """Load-or-train one stage; resumes from its last checkpoint after an interruption."""
     from .datamodule import StageDataModule
-    from .lit_module import HealthGPTLitModule
+    from .lit_module import HealthGPTLitModule, trainable_parameter_count
     from .trainer import last_checkpoint, make_trainer
 
     if name not in STAGES:
@@ -120,10 +121,13 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
                              val_per_task=64 if cfg.profile != "smoke" else 4)
         module = HealthGPTLitModule(model, spec, steps, t.lr_scale, t.warmup_fraction)
         trainer = make_trainer(path, steps, t, progress, val_check_interval=max(1, steps // 5))
+        started = time.time()
         trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
         atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        return {"stage": name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics}
+        return {"stage": name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
+                "train_seconds": round(time.time() - started, 1),
+                "trainable_parameters": trainable_parameter_count(model, spec)}
 
     return load_or_make(cfg, name, MODEL_SECTIONS, make, artifacts_dir, extra=stage_key(cfg, name))
 
