@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -104,10 +105,12 @@ def train_vq(cfg: Config, run_dir: str | Path, data_dir: str | Path, progress: b
     val_every = min(q.val_every, q.train_steps)
     trainer = make_trainer(run_dir, q.train_steps, cfg.train, progress=progress,
                            val_check_interval=val_every)
-    start = time.time()
-    trainer.fit(module, train, val, ckpt_path=last_checkpoint(run_dir))
-    seconds = time.time() - start
-    if q.train_steps % val_every:  # the last step was not validated: measure the final model too
-        trainer.validate(module, val, verbose=False)
+    with warnings.catch_warnings():  # Lightning's notices about tiny epochs and its own deprecations
+        warnings.filterwarnings("ignore", message=".*(smaller than the logging interval|LeafSpec).*")
+        start = time.time()
+        trainer.fit(module, train, val, ckpt_path=last_checkpoint(run_dir))
+        seconds = time.time() - start
+        if q.train_steps % val_every:  # the last step was not validated: measure the final model too
+            trainer.validate(module, val, verbose=False)
     final = {k.split("/")[1]: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     return module, {"train_seconds": round(seconds, 1), "val": final}
