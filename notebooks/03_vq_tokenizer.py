@@ -90,10 +90,10 @@ quantization_figure(points, toy.embedding.weight.detach(), out.indices.flatten()
 # ## Train the tokenizer (load if present, else train)
 #
 # A taming-style VQGAN (residual blocks of GroupNorm + swish + conv, self-attention at 16×16,
-# `vq/vqgan.py`) learns on every CT, MRI and X-ray image of the training split; the loss is L1
-# reconstruction + the quantizer's commitment term (taming's perceptual and adversarial losses are
-# left out: our phantoms are smooth and the CPU budget is small). The result is saved in
-# `ARTIFACTS_DIR` keyed by the config, so later notebooks reuse it.
+# `vq/vqgan.py`) learns on every CT, MRI and X-ray image of the training split; the loss is
+# L1 + squared-error reconstruction + the quantizer's commitment term (taming's perceptual and
+# adversarial losses are left out: our phantoms are smooth and the CPU budget is small). The
+# result is saved in `ARTIFACTS_DIR` keyed by the config, so later notebooks reuse it.
 
 # %%
 import json

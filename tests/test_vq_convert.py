@@ -143,10 +143,9 @@ def test_wrong_quantizer_or_shapes_are_explained(tmp_path):
     write_taming_ckpt(tmp_path / "g.ckpt", gumbel.vq)
     with pytest.raises(InputError, match="set vq.quantizer=gumbel"):
         load_taming_checkpoint(tmp_path / "g.ckpt", build_config("tiny", "smoke", TINY).vq)
-    bigger = build_config("tiny", "smoke", {**TINY, "vq.n_embed": 32})
+    bigger = build_config("tiny", "smoke", {**TINY, "vq.n_embed": 32, "vq.quantizer": "gumbel"})
     with pytest.raises(InputError, match=r"quantize\.embed\.weight \(16, 8\) \(config expects \(32, 8\)\)"):
-        load_taming_checkpoint(tmp_path / "g.ckpt", build_config("tiny", "smoke", {**TINY, "vq.n_embed": 32, "vq.quantizer": "gumbel"}).vq)
-    assert bigger  # (same check for the nearest-code quantizer is the generic shape message)
+        load_taming_checkpoint(tmp_path / "g.ckpt", bigger.vq)
 
 
 def test_unreadable_checkpoints(tmp_path):
@@ -161,3 +160,18 @@ def test_unreadable_checkpoints(tmp_path):
     torch.save({"state_dict": {}, "hparams": argparse.Namespace(lr=1.0)}, tmp_path / "pickled.ckpt")
     with pytest.raises(InputError, match="weights_only=True"):
         load_taming_checkpoint(tmp_path / "pickled.ckpt", cfg.vq)
+
+
+@pytest.mark.parametrize("preset", ["m3", "small"])
+def test_preset_builds_exactly_the_taming_layout(preset):
+    """m3 is HealthGPT's tokenizer (taming f8-8192 Gumbel): same names and shapes as the real
+    checkpoint, so it loads with vq.pretrained_path. Built on the meta device: no memory."""
+    cfg = build_config(preset, "smoke")
+    with torch.device("meta"):
+        model = VQGAN(cfg.vq)
+    statistics = {f"quantize.{n}" for n in model.quantize.STATISTICS}
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in statistics}
+    assert ours == taming_shapes(cfg.vq)
+    if preset == "m3":
+        assert ours["quantize.embed.weight"] == (8192, 256) and ours["quantize.proj.weight"] == (8192, 256, 1, 1)
+        assert cfg.vq.grid_size == 32  # 256 px -> 32x32 = 1024 tokens
