@@ -121,10 +121,12 @@ def test_converted_model_matches_loading_the_weights_directly(taming, tmp_path):
 
 
 def test_load_vq_tokenizer_uses_pretrained_path(taming):
-    cfg, path, _ = taming
+    cfg, path, weights = taming
     cfg.vq.pretrained_path = str(path)
     tok = load_vq_tokenizer(cfg, artifacts_dir="/nonexistent")  # no artifact needed
     assert tok.n_codes == 16 and tok.grid_size == 8
+    book = "quantize.embed.weight" if cfg.vq.quantizer == "gumbel" else "quantize.embedding.weight"
+    assert torch.equal(tok.codebook(), weights[book])
     assert tok.model.quantize.STATISTICS == () or bool(tok.model.quantize.initialized)  # never re-initialised
 
 

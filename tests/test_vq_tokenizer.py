@@ -36,6 +36,13 @@ def test_encode_decode_shapes_and_ranges(tok):
     assert torch.equal(tok.reconstruct(images), out)
 
 
+def test_codebook_rows_are_what_decode_uses(tok):
+    book = tok.codebook()
+    assert book.shape == (512, 32) and not book.requires_grad
+    idx = torch.randint(0, 512, (1, 16, 16))
+    assert torch.equal(tok.model.quantize.lookup(idx), book[idx].permute(0, 3, 1, 2))
+
+
 def test_gray_is_replicated_to_rgb(tok):
     gray = torch.rand(2, 1, 64, 64)
     assert torch.equal(tok.encode(gray), tok.encode(gray.expand(-1, 3, -1, -1).contiguous()))

@@ -61,6 +61,11 @@ class VQTokenizer:
         grid = self._check_indices(indices)  # (B, h, w)
         return to_image_range(self.model.decode_indices(grid.to(self.device))).to(indices.device)
 
+    def codebook(self) -> torch.Tensor:
+        """The code vectors, ``(n_codes, embed_dim)``: row k is what ``<idx_k>`` stands for."""
+        q = self.model.quantize
+        return (q.embed if hasattr(q, "embed") else q.embedding).weight.detach().clone()
+
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """encode then decode: what the LLM's image tokens can express of ``images``."""
         return self.decode(self.encode(images))
