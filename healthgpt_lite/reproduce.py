@@ -90,6 +90,27 @@ def step_vision(cfg: Config, art: Path, report: Report) -> None:
                   "HVP probes: shallow (generation) vs deep (comprehension) layer, pretrained vs random ViT.")
 
 
+def step_vq(cfg: Config, art: Path, report: Report) -> None:
+    """Train (or load) the VQ tokenizer and measure it on the test split (notebook 03)."""
+    from .artifacts import read_meta
+    from .training.trainer import plot_curves, read_metrics
+    from .vq import ensure_vq, evaluate_vq, load_vq_tokenizer
+
+    data_dir = data_dir_for(cfg, art)
+    path = None if cfg.vq.pretrained_path else ensure_vq(cfg, art, data_dir, progress=True)
+    result = evaluate_vq(load_vq_tokenizer(cfg, art), data_dir, "test")
+    if path is not None:
+        result["train_seconds"] = read_meta(path, "vq")["train_seconds"]
+    report.metrics["vq"] = result
+    report.section("3. VQ tokenizer", f"{cfg.vq.resolution} px images -> {cfg.vq.grid_size}x{cfg.vq.grid_size} = "
+                   f"{cfg.vq.num_tokens} tokens of {cfg.vq.n_embed} codes; test split (targets, cpu profile: "
+                   "PSNR >= 30 dB, SSIM >= 0.90, >= 50% of codes used, training <= 300 s on 2 cores):")
+    report.table([result])
+    if path is not None:
+        report.figure("vq_val_psnr", plot_curves(read_metrics(path), ["val/psnr"], "VQ tokenizer: val PSNR (dB)"),
+                      "Validation PSNR of the VQ tokenizer during training.")
+
+
 from .reproduce_steps import step_evaluation, step_llm, step_stages  # noqa: E402
 
-STEPS = [step_data, step_vision, step_llm, step_stages, step_evaluation]
+STEPS = [step_data, step_vision, step_vq, step_llm, step_stages, step_evaluation]

@@ -1,0 +1,29 @@
+"""How good is a tokenizer? Reconstruction quality (PSNR, SSIM: the generation metrics of
+REFERENCE section 4) and codebook health (how many codes are used, perplexity)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+
+def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image PSNR (dB) and SSIM of images in [0, 1], both ``(B, C, H, W)`` -> ``(B,)``, ``(B,)``."""
+    rec, tgt = reconstruction.float().clamp(0, 1), target.float()
+    psnr = peak_signal_noise_ratio(rec, tgt, data_range=1.0, reduction="none", dim=(1, 2, 3))  # (B,)
+    ssim = structural_similarity_index_measure(rec, tgt, data_range=1.0, reduction="none")  # (B,)
+    return psnr, ssim
+
+
+def code_counts(indices: torch.Tensor, n_codes: int) -> torch.Tensor:
+    """How often each code occurs in ``indices`` (any shape) -> ``(n_codes,)``."""
+    return torch.bincount(indices.flatten().cpu(), minlength=n_codes)
+
+
+def codebook_stats(counts: torch.Tensor) -> dict[str, float]:
+    """``usage``: the fraction of codes used at least once; ``perplexity``: exp(entropy) of the
+    code distribution, the 'effective number of codes' (n_codes if all are equally used)."""
+    p = counts.double() / counts.sum().clamp(min=1)
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    return {"usage": (counts > 0).double().mean().item(), "perplexity": math.exp(entropy)}
