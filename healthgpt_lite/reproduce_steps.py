@@ -22,7 +22,6 @@ TARGETS = [  # (name, description) - evaluated in step_evaluation
     ("mri2ct_vs_ceiling", "MRI->CT SSIM >= 0.9 x VQ ceiling"),
     ("sr_vs_bicubic", "4x SR PSNR >= bicubic + 1 dB"),
     ("report2image_probe", "report->image probe agreement (count and sides) >= 0.8"),
-    ("wall_minutes", "whole pipeline on 2 CPU cores <= 30 minutes (minutes; met when <= 30)"),
 ]
 
 
@@ -104,6 +103,7 @@ def step_evaluation(cfg: Config, art: Path, report: Report) -> None:
 
 
 def check_targets(report: Report) -> None:
+    """Each target as (measured, threshold); met when measured >= threshold (wall time: <=)."""
     m = report.metrics
     s, g = m["comprehension"], m["generation"]
     measured = {
@@ -116,10 +116,12 @@ def check_targets(report: Report) -> None:
         measured[f"{t}_vs_ceiling"] = (g[t]["model"]["ssim"] / max(g[t]["vq_ceiling"]["ssim"], 1e-8), 0.9)
     if "probe" in g.get("report2image", {}):
         measured["report2image_probe"] = (g["report2image"]["probe"]["generated"]["all"], 0.8)
-    minutes = (time.time() - report.started) / 60  # this run; artifacts reused from an earlier run count as 0
-    measured["wall_minutes"] = (-minutes, -30.0)  # lower is better: compare negated
-    rows = [{"target": desc, "measured": round(abs(measured[name][0]), 3), "met": measured[name][0] >= measured[name][1]}
+    minutes = (time.time() - report.started) / 60  # this run; artifacts reused from an earlier run cost ~0
+    rows = [{"target": desc, "measured": round(measured[name][0], 3), "met": bool(measured[name][0] >= measured[name][1])}
             for name, desc in TARGETS if name in measured]
+    rows.append({"target": "whole pipeline on 2 CPU cores <= 30 minutes", "measured": round(minutes, 1),
+                 "met": minutes <= 30})
     m["targets"] = rows
-    report.section("7. Targets", "Measured on the test split; a missed target is reported, never tuned on test.")
+    report.section("7. Targets", "Measured on the test split; a missed target is reported, never tuned on test. "
+                   "Differences (SSIM, dB) are model minus baseline; ratios are model / VQ ceiling.")
     report.table(rows)

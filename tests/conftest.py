@@ -27,3 +27,22 @@ def smoke_data(tmp_path_factory, smoke_cfg) -> Path:
     from healthgpt_lite.data import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("data"), smoke_cfg.data)
+
+
+@pytest.fixture(scope="session")
+def shared_artifacts(tmp_path_factory) -> Path:
+    """One ARTIFACTS_DIR for the whole session: notebooks and pipeline tests reuse what any of
+    them trained first (every stage is load-or-train)."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def smoke_gpt(shared_artifacts):
+    """The tiny HealthGPT after all three stages in the smoke profile (a few steps each)."""
+    from healthgpt_lite.config import build_config
+    from healthgpt_lite.model.healthgpt import HealthGPTLite
+    from healthgpt_lite.training.pipeline import ensure_stages
+
+    cfg = build_config("tiny", "smoke")
+    ensure_stages(cfg, artifacts_dir=shared_artifacts)
+    return HealthGPTLite.from_artifacts(shared_artifacts, profile="smoke")

@@ -20,9 +20,9 @@ CSV = Path(os.environ.get("HEALTHGPT_LITE_NB_CSV", REPO / "results" / "notebook_
 RUNS: list[dict] = []
 
 
-@pytest.fixture(scope="session")
-def shared_artifacts(tmp_path_factory):
-    yield tmp_path_factory.mktemp("artifacts")
+@pytest.fixture(scope="session", autouse=True)
+def write_runs_csv():
+    yield
     if RUNS:
         CSV.parent.mkdir(parents=True, exist_ok=True)
         with CSV.open("w", newline="") as f:

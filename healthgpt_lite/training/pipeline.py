@@ -30,14 +30,15 @@ STAGE_HINT = "`python -m healthgpt_lite fit --stage {name}` or notebooks 06-08 (
 
 
 def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bool = False,
-                shared_plugin: bool = False) -> HealthGPTModel:
-    """The model before any stage: base LLM + image vocabulary + plugins + adapters (seeded)."""
+                shared_plugin: bool = False, base_llm: nn.Module | None = None) -> HealthGPTModel:
+    """The model before any stage: base LLM + image vocabulary + plugins + adapters (seeded).
+    ``base_llm`` (text-only) replaces the preset's pretrained one, e.g. a random LLM in tests."""
     from ..lora import inject_hlora
     from ..vision import load_vision_encoder, make_adapters
 
     tokenizer = tokenizer or tokenizer_for(cfg)
     block = image_token_ids(tokenizer)
-    llm = load_base_llm(cfg, artifacts_dir)
+    llm = base_llm if base_llm is not None else load_base_llm(cfg, artifacts_dir)
     extend_vocabulary(llm, len(tokenizer), first_new_id=block.start)
     torch.manual_seed(cfg.seed)
     plugins = {"shared": cfg.lora.comprehension} if shared_plugin else \
