@@ -36,7 +36,7 @@ class StageModule(HealthGPTLitModule):
             raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
         model = model_after(cfg, stages_before(stage), artifacts_dir)
         t = cfg.train
-        super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction)
+        super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction, seed=seed)
         self.cfg, self.stage_name, self.artifacts_dir = cfg, stage, artifacts_dir
 
     def on_fit_end(self) -> None:

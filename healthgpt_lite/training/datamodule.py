@@ -17,6 +17,7 @@ from ..config import Config
 from ..data.records import load_records
 from ..model.multimodal import collate, encode_example
 from .features import FeatureStore
+from .sampling import StepBatchSampler
 from .stages import StageSpec
 
 
@@ -78,15 +79,19 @@ class StageDataModule(L.LightningDataModule):
                     recs = rng.sample(recs, limit)
                 target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task)
 
-    def _loader(self, datasets: dict, shuffle: bool):
-        loaders = {t: DataLoader(ds, batch_size=self.batch_sizes[t], shuffle=shuffle, drop_last=shuffle and len(ds) > self.batch_sizes[t],
+    def train_dataloader(self):
+        """Infinite, step-indexed batches (see sampling.py): a resumed run continues exactly
+        where the interrupted one stopped. One batch per task per step."""
+        start = self.trainer.global_step if self.trainer is not None else 0
+        loaders = {t: DataLoader(ds, batch_sampler=StepBatchSampler(len(ds), self.batch_sizes[t], self.cfg.seed + i, start),
                                  collate_fn=BatchCollator(self.store, self.tok.pad_token_id, t),
                                  num_workers=self.cfg.train.num_workers)
-                   for t, ds in datasets.items()}
-        return CombinedLoader(loaders, mode="max_size_cycle" if shuffle else "sequential")
-
-    def train_dataloader(self):
-        return self._loader(self.train_sets, shuffle=True)
+                   for i, (t, ds) in enumerate(self.train_sets.items())}
+        return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self):
-        return self._loader(self.val_sets, shuffle=False)
+        loaders = {t: DataLoader(ds, batch_size=self.batch_sizes[t], shuffle=False,
+                                 collate_fn=BatchCollator(self.store, self.tok.pad_token_id, t),
+                                 num_workers=self.cfg.train.num_workers)
+                   for t, ds in self.val_sets.items()}
+        return CombinedLoader(loaders, mode="sequential")

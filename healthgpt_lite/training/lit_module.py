@@ -14,6 +14,7 @@ import lightning as L
 import torch
 
 from ..model.unified import HealthGPTModel
+from .sampling import step_seed
 from .stages import StageSpec
 
 
@@ -50,11 +51,24 @@ def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:
 
 class HealthGPTLitModule(L.LightningModule):
     def __init__(self, model: HealthGPTModel, spec: StageSpec, total_steps: int, lr_scale: float = 1.0,
-                 warmup_fraction: float = 0.03):
+                 warmup_fraction: float = 0.03, seed: int = 0):
         super().__init__()
-        self.model, self.spec = model, spec
+        self.model, self.spec, self.seed = model, spec, seed
         self.total_steps, self.lr_scale, self.warmup_fraction = total_steps, lr_scale, warmup_fraction
         self._hooks = freeze_for_stage(model, spec)
+        self.strict_loading = False  # checkpoints hold only what trains (see on_save_checkpoint)
+
+    def on_train_start(self) -> None:
+        self.model.train()  # HF loads models in eval mode; the plugins' dropout must be on
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        torch.manual_seed(step_seed(self.seed, self.global_step))  # dropout masks fixed by the step
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep only trainable tensors: a resumable M3 checkpoint is then megabytes of plugins
+        and adapters plus optimizer state, not 7 GB of frozen Phi-3 weights."""
+        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def _loss(self, batch: dict) -> torch.Tensor:
         self.model.set_task(batch["task"])

@@ -120,10 +120,13 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
                              {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
                              sample_per_task=t.stage2_samples if spec.stage == "stage2" else None,
                              val_per_task=64 if cfg.profile != "smoke" else 4)
-        module = HealthGPTLitModule(model, spec, steps, t.lr_scale, t.warmup_fraction)
+        module = HealthGPTLitModule(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
         trainer = make_trainer(path, steps, t, progress, val_check_interval=max(1, steps // 5))
         started = time.time()
         trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
+        if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
+            raise InputError(f"{name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
+                             f"from {path / 'checkpoints' / 'last.ckpt'}")
         atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         return {"stage": name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,

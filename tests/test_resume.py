@@ -1,0 +1,67 @@
+"""A stage killed mid-way resumes from its last checkpoint to the same final weights as an
+uninterrupted run with the same seed (CPU, tiny, smoke data; tolerance: exact to 1e-6)."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from healthgpt_lite.config import build_config
+from healthgpt_lite.training.pipeline import ensure_prerequisites, run_stage, stage_path
+
+STEPS = {"train.stage1_generation_steps": 12}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return build_config("tiny", "smoke", STEPS)
+
+
+def _mirror_prerequisites(src, dst):
+    dst.mkdir(parents=True, exist_ok=True)
+    for entry in src.iterdir():
+        if not entry.name.startswith("stage"):
+            (dst / entry.name).symlink_to(entry)
+
+
+def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, tmp_path):
+    ensure_prerequisites(cfg, shared_artifacts)
+    reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
+    for root in (reference_root, killed_root):
+        _mirror_prerequisites(shared_artifacts, root)
+    reference = load_file(str(run_stage(cfg, "stage1_generation", reference_root) / "trained.safetensors"))
+
+    ckpt = stage_path(cfg, "stage1_generation", killed_root) / "checkpoints" / "last.ckpt"
+    script = textwrap.dedent(f"""
+        from healthgpt_lite.config import build_config
+        from healthgpt_lite.training.pipeline import run_stage
+        import time, lightning as L
+        class Slow(L.Callback):  # give the parent time to kill us after a checkpoint
+            def on_train_batch_end(self, *a): time.sleep(0.3)
+        import healthgpt_lite.training.trainer as t
+        make = t.make_trainer
+        t.make_trainer = lambda *a, **k: make(*a, callbacks=[Slow()], **k)
+        import healthgpt_lite.training.pipeline as p
+        p.make_trainer = t.make_trainer
+        run_stage(build_config("tiny", "smoke", {STEPS!r}), "stage1_generation", {str(killed_root)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert ckpt.exists(), "no checkpoint was written before the run ended"
+    killed_at = torch.load(ckpt, weights_only=False, map_location="cpu")["global_step"]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 0 < killed_at < 12, killed_at
+    assert not (stage_path(cfg, "stage1_generation", killed_root) / "meta.json").exists()  # not mistaken as done
+
+    resumed = load_file(str(run_stage(cfg, "stage1_generation", killed_root) / "trained.safetensors"))
+    assert resumed.keys() == reference.keys()
+    for k in reference:
+        torch.testing.assert_close(resumed[k], reference[k], rtol=0, atol=1e-6)
