@@ -105,10 +105,10 @@ from healthgpt_lite.exercises.ex01_hvp import labelled_hidden_states, ladder_fig
 
 m3 = build_config("m3", PROFILE).vision
 for name, vc in [("tiny", v), ("HealthGPT-M3", m3)]:
-    labelled = labelled_hidden_states(vc.num_layers, vc.num_tokens)
+    labelled = labelled_hidden_states(vc.num_layers, vc.num_tokens, vc.hidden_size)  # each (1, 1 + N, D)
     picks = {task: read_pick(hvp_tokens(labelled, task)) for task in ("generation", "comprehension")}
-    shapes = {task: tuple(hvp_tokens(labelled, task).shape[1:]) for task in picks}
-    display(ladder_figure(vc.num_layers, picks, f"{name}: {vc.num_layers} blocks; tokens per image (N, width) {shapes['generation']}"))
+    n_d = tuple(hvp_tokens(labelled, "generation").shape[1:])
+    display(ladder_figure(vc.num_layers, picks, f"{name}: {vc.num_layers} blocks, (N, D) = {n_d} per image"))
 
 # %% [markdown]
 # ## Q2 · Pixels as CLIP expects them
