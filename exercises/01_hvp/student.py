@@ -81,6 +81,9 @@ print(f"{v.num_layers} blocks -> {len(hidden)} hidden states, each {tuple(hidden
 # `hvp_tokens(hidden_states, task)` returning a `(B, N, D)` tensor, for a ViT of **any** depth.
 
 # %%
+import torch
+
+
 def hvp_tokens(hidden_states: tuple[torch.Tensor, ...], task: str) -> torch.Tensor:
     """(B, N, D) patch tokens of the task's layer ("generation" or "comprehension")."""
     return None  # your code here

@@ -101,7 +101,7 @@ q2.check()
 # %%
 z, z_q, g = torch.randn(4, requires_grad=True), torch.randn(4, requires_grad=True), torch.tensor([1.0, 2, 3, 4])
 (straight_through(z, z_q) * g).sum().backward()
-print("value = z_q (to rounding):", torch.allclose(straight_through(z, z_q), z_q), "| grad z:", z.grad.tolist(), "| grad z_q:", z_q.grad)
+print("value = z_q (to rounding):", torch.allclose(straight_through(z, z_q), z_q, atol=1e-6), "| grad z:", z.grad.tolist(), "| grad z_q:", z_q.grad)
 
 # %% [markdown]
 # ## Q3 · The VQ loss
@@ -178,7 +178,7 @@ def quantize_without_ste(z, codebook, beta):
     return codebook[indices].permute(0, 3, 1, 2), loss, indices  # the codes themselves: no path to z
 
 
-steps = 300 if PROFILE == "smoke" else 600
+steps = 300  # a toy: the same in every profile
 points = toy_points(SEED)  # (600, 2)
 runs = {"straight-through": train_toy_vq(quantize, points, steps, seed=SEED),
         "no straight-through": train_toy_vq(quantize_without_ste, points, steps, seed=SEED)}
@@ -192,6 +192,8 @@ plot_curves(curves, list(runs), title="toy VQ autoencoder: reconstruction MSE", 
 # the straight-through estimator the encoder has pulled the three clusters apart and the codes
 # have spread over them; without it the encoder never learnt from reconstruction: every point
 # still sits on one line, two clusters on top of each other, and no decoder can separate them.
+# (Its only pull is the commitment term, towards the codes: with luck and many more steps the
+# codes the decoder moves can drag it out, indirectly. Seeds 0-3 all stay stuck for 300 steps.)
 
 # %%
 for name, r in runs.items():
