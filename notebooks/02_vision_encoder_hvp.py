@@ -298,5 +298,6 @@ for bad in [real[0], real[:, :1], torch.rand(1, 3, 32, 32), (real - 0.5) / 0.25]
 #    modality? *(Counts are unbalanced; modalities are exactly one third each.)*
 # 5. Why must the encoder stay in eval mode even when the model around it trains?
 #
-# **Exercises:** exercise 1 in [`exercises/`](../exercises/README.md) asks you to rebuild HVP's
-# layer selection (right hidden state per task, CLS dropped) and checks it against this encoder.
+# **Exercise:** [`exercises/01_hvp`](../exercises/01_hvp/student.ipynb) asks you to rebuild HVP's
+# layer selection (right hidden state per task, CLS dropped) and checks it against this encoder;
+# all exercises: [`exercises/README.md`](../exercises/README.md).

@@ -278,5 +278,6 @@ pd.DataFrame([{m: result[f"{k}_{m}"] for m in ("ct", "mri", "xray")} for k in ("
 #    dB? *(No: its best possible output is the tokenizer's reconstruction.)*
 # 5. How many tokens does a 256×256 image cost with f = 8, and with f = 4? *(1024; 4096.)*
 #
-# **Exercises:** the VQ exercise (nearest-code lookup, straight-through estimator, commitment
-# loss) in [`exercises/`](../exercises/README.md).
+# **Exercise:** [`exercises/02_vq`](../exercises/02_vq/student.ipynb) (nearest-code lookup,
+# straight-through estimator, commitment loss, checked against this quantizer); all exercises:
+# [`exercises/README.md`](../exercises/README.md).

@@ -392,5 +392,6 @@ bench_figure(bench)
 # 5. How many trainable weights does the M3 generation plugin have, and what fraction of
 #    Phi-3-mini is that? *(The counting table.)*
 #
-# **Exercises:** exercise 3 of [`exercises/`](../exercises/README.md) asks you to write the
-# fused H-LoRA forward yourself and checks it against the MoELoRA loop.
+# **Exercise:** [`exercises/03_hlora_forward`](../exercises/03_hlora_forward/student.ipynb) asks
+# you to write the fused H-LoRA forward yourself and checks it against `HLoRAPlugin` and the
+# MoELoRA loop; all exercises: [`exercises/README.md`](../exercises/README.md).

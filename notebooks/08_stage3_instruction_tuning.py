@@ -152,4 +152,4 @@ print("generation plugin changes the output:", not torch.equal(first, other), "|
 # 2. Why compare generated images with the VQ ceiling and not only with the target?
 # 3. What would the paper's "one mixed training run" change in this picture? (Notebook 10 measures it.)
 #
-# **Exercise:** [exercises/03 H-LoRA forward](../exercises/README.md) (the plugin's forward pass).
+# **Exercise:** [exercises/03_hlora_forward](../exercises/03_hlora_forward/student.ipynb) (the plugin's forward pass).

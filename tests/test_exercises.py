@@ -25,8 +25,9 @@ def answer_namespace(folder, copy: str) -> dict:
     return ns
 
 
-def test_exercises_4_to_6_exist():
-    assert {"04_stage_rules", "05_constrained_decoding", "06_metrics"} <= set(EXERCISES)
+def test_the_six_exercises_exist():
+    assert {"01_hvp", "02_vq", "03_hlora_forward", "04_stage_rules", "05_constrained_decoding",
+            "06_metrics"} <= set(EXERCISES)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
@@ -39,6 +40,52 @@ def test_solution_is_correct_and_stub_is_not_attempted(exercise, repo):
 
 
 # ----------------------------------------------------------------------------- typical wrong answers
+HVP_LAYER = {"generation": 1, "comprehension": -2}
+
+
+def _hvp_reading(layers: dict, keep_cls: bool = False):
+    return lambda hidden, task: hidden[layers[task]][:, 0 if keep_cls else 1:]
+
+
+def _clip_stats(x):
+    from healthgpt_lite.vision.encoder import CLIP_MEAN, CLIP_STD
+
+    return x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1), x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+
+
+def _squared_distances(flat, codebook):
+    return flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.T + codebook.pow(2).sum(1)  # (M, N)
+
+
+def _mse(a, b):
+    return ((a - b) ** 2).mean()
+
+
+def _quantize_without_permute(z, codebook, beta):
+    """Flattens (B, D, h, w) straight to (-1, D): rows mix the channels of different cells."""
+    b, d, h, w = z.shape
+    flat = z.reshape(-1, d)
+    idx = _squared_distances(flat, codebook).argmin(1)
+    z_q = codebook[idx]
+    loss = _mse(z_q, flat.detach()) + beta * _mse(flat, z_q.detach())
+    return (flat + (z_q - flat).detach()).reshape(b, d, h, w), loss, idx.view(b, h, w)
+
+
+def _hlora(x, A, B, router, experts, alpha, expand="interleave", softmax_dim=-1, scale=None):
+    r = A.shape[0] // experts
+    w = torch.softmax(x @ router.T, dim=softmax_dim)  # (..., k)
+    w_exp = w.repeat_interleave(r, dim=-1) if expand == "interleave" else w.repeat(*([1] * (w.ndim - 1)), r)
+    return ((w_exp * (x @ A.T)) @ B.T) * (alpha / r if scale is None else scale(alpha, r, experts))
+
+
+def _moelora_strided(x, A, B, router, experts, alpha):
+    """Takes every k-th row of A for expert i (A[i::k]): the loop form of the `repeat` bug."""
+    r, w, out = A.shape[0] // experts, torch.softmax(x @ router.T, dim=-1), 0
+    for i in range(experts):
+        out = out + w[..., i:i + 1] * (x @ A[i::experts].T @ B[:, i::experts].T)
+    return out * alpha / r
+
+
 def _groups_without_image_rows(stage, task):
     from healthgpt_lite.exercises.ex04_stage_rules import reference_trainable_groups
 
@@ -102,6 +149,32 @@ def _ssim_global(pred, target, data_range=1.0):
 
 
 WRONG = [
+    ("01_hvp", "q1", _hvp_reading({"generation": 1, "comprehension": -1}), "avoids the final block"),
+    ("01_hvp", "q1", _hvp_reading(HVP_LAYER, keep_cls=True), "keeps the CLS token"),
+    ("01_hvp", "q1", _hvp_reading({"generation": 2, "comprehension": -2}), "off by one"),
+    ("01_hvp", "q1", _hvp_reading({"generation": 1, "comprehension": 3}), "a fixed index fits one depth only"),
+    ("01_hvp", "q1", lambda hidden, task: hidden[HVP_LAYER[task]][:, :-1], "drops the last patch token"),
+    ("01_hvp", "q2", lambda x: 2 * x - 1, "CLIP has its own mean and std"),
+    ("01_hvp", "q2", lambda x: (x - _clip_stats(x)[0]) * _clip_stats(x)[1], "normalising divides"),
+    ("01_hvp", "q2", lambda x: x, "the pixels are unchanged"),
+    ("02_vq", "q1", lambda flat, codebook: _squared_distances(flat, codebook).argmax(1), "farthest"),
+    ("02_vq", "q1", lambda flat, codebook: (flat @ codebook.T).argmax(1), "largest dot product"),
+    ("02_vq", "q1", lambda flat, codebook: _squared_distances(flat, codebook).argmin(1, keepdim=True), "shape"),
+    ("02_vq", "q2", lambda z, z_q: z + (z_q - z), "codebook (z_q) gets the decoder's gradient"),
+    ("02_vq", "q2", lambda z, z_q: z_q.detach(), "no gradient reaches the encoder"),
+    ("02_vq", "q2", lambda z, z_q: z_q + (z - z_q).detach(), "the forward value is z"),
+    ("02_vq", "q3", lambda z, z_q, beta: beta * _mse(z_q, z.detach()) + _mse(z, z_q.detach()),
+     "which of the two terms should beta weigh"),
+    ("02_vq", "q3", lambda z, z_q, beta: _mse(z_q, z) + beta * _mse(z, z_q), "stop the gradient"),
+    ("02_vq", "q3", lambda z, z_q, beta: ((z_q - z.detach()) ** 2).sum() + beta * ((z - z_q.detach()) ** 2).sum(),
+     "not the sum"),
+    ("02_vq", "q4", _quantize_without_permute, "move D last before flattening"),
+    ("03_hlora_forward", "q1", lambda w, r: torch.cat([w] * r, dim=-1), "so column j needs expert j // r"),
+    ("03_hlora_forward", "q1", lambda w, r: w.repeat_interleave(r), "flattened?"),
+    ("03_hlora_forward", "q2", lambda *args: _hlora(*args, expand="repeat"), "contiguous rows"),
+    ("03_hlora_forward", "q2", lambda *args: _hlora(*args, softmax_dim=0), "sum to 1 over the k experts"),
+    ("03_hlora_forward", "q2", lambda *args: _hlora(*args, scale=lambda a, r, k: a / (r * k)), "4x too small"),
+    ("03_hlora_forward", "q3", _moelora_strided, "contiguous rows"),
     ("04_stage_rules", "q1", lambda s, t: {"abstract_adapter"}, "does not train in this stage"),
     ("04_stage_rules", "q1", _groups_without_image_rows, "image-token rows"),
     ("04_stage_rules", "q1", lambda s, t: ["lora"], "'lora' is not a parameter group"),

@@ -122,7 +122,7 @@ def grade_submissions(submissions: str | Path, out: str | Path = "grades", timeo
     for student, exercise, nb in find_submissions(submissions):
         if exercise is None:
             rows.append(Row(student, "?", "notebook", "failed",
-                            f"{nb.name}: the name does not start with an exercise number (04, 05, ...)"))
+                            f"{nb.name}: the name does not start with an exercise number (01, 02, ...)"))
             continue
         got = grade_submission(student, exercise, nb, timeout_s, out / "executed" / student)
         rows += got
