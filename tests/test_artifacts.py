@@ -47,3 +47,20 @@ def test_read_meta_refuses_wrong_preset_and_missing(tmp_path):
         read_meta(path, "clip")
     with pytest.raises(InputError, match="no complete artifact"):
         read_meta(tmp_path / "nothing")
+
+
+def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
+    from healthgpt_lite import artifacts
+
+    target = tmp_path / "w.safetensors"
+    atomic_save_safetensors({"w": torch.ones(3)}, target)
+    good = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifacts.os, "replace", crash)  # the write succeeds, the rename fails
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save_safetensors({"w": torch.zeros(1000)}, target)
+    assert target.read_bytes() == good  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]  # and no temporary file is left
