@@ -1,6 +1,7 @@
 """``python -m healthgpt_lite`` / ``healthgpt-lite``: the project's command line.
 
     healthgpt-lite reproduce                      the end-to-end pipeline (cpu profile) -> results/
+    healthgpt-lite reproduce --recipe qilin       Qilin-Med-VL's recipe beside HealthGPT -> results/qilin.md
     healthgpt-lite fit --config configs/tiny_cpu.yaml --model.stage stage2   one stage, LightningCLI
     healthgpt-lite data generate --out DIR        a VL-Health-lite data set (--profile/--set)
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(rep)
     rep.add_argument("--artifacts", default=None, help="artifacts folder (default: ./artifacts)")
     rep.add_argument("--out", default="results")
+    rep.add_argument("--recipe", choices=["healthgpt", "qilin"], default="healthgpt",
+                     help="healthgpt: the three-stage pipeline (REPORT.md); qilin: Qilin-Med-VL's two-stage "
+                          "recipe beside HealthGPT's comprehension plugin on the Chinese records (qilin.md)")
 
     data = sub.add_parser("data", help="make data sets, the committed sample and the tokenizer")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -91,9 +95,11 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "reproduce":
         from .reproduce import reproduce
+        from .reproduce_qilin import reproduce_qilin
 
         cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
-        reproduce(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
+        run = reproduce_qilin if args.recipe == "qilin" else reproduce
+        run(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
         return 0
     if args.command == "data":
         if args.data_command == "generate":

@@ -208,6 +208,16 @@ class TrainConfig:
 
 
 @dataclass
+class QilinConfig:
+    """Qilin-Med-VL's two-stage recipe beside HealthGPT's comprehension plugin, on the Chinese
+    records (REFERENCE section 5, notebook 11). Both recipes get these step budgets (batch:
+    ``train.comp_batch_size``, learning rates x ``train.lr_scale``), so only the recipe differs."""
+
+    stage1_steps: int = 300  # alignment: Qilin stage 1 = HealthGPT stage-1 comprehension
+    stage2_steps: int = 600  # instruction tuning: Qilin stage 2 (full fine-tune) = HealthGPT stage-3 comprehension
+
+
+@dataclass
 class Config:
     preset: str = "tiny"
     profile: str = "smoke"
@@ -219,6 +229,7 @@ class Config:
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    qilin: QilinConfig = field(default_factory=QilinConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -299,6 +310,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train.stage3_comprehension_steps": 3, "train.stage3_generation_steps": 3,
         "train.comp_batch_size": 4, "train.gen_batch_size": 2, "train.stage2_samples": 16,
         "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 8,
+        "qilin.stage1_steps": 3, "qilin.stage2_steps": 3,
     },
     "cpu": {
         "data.n_patients": 240,

@@ -34,8 +34,10 @@ def _batches(items: list, size: int):
 
 
 def evaluate_comprehension(gpt, data_dir: Path, split: str = "test", limit: int | None = None,
-                           batch_size: int = 32, progress: bool = False) -> dict:
-    records = [r for r in load_records(data_dir / f"{split}.json") if r["task_type"] == "comprehension"][:limit]
+                           batch_size: int = 32, progress: bool = False, lang: str | None = None) -> dict:
+    """Answers to every comprehension record of ``split`` (only those in ``lang`` if given) and their scores."""
+    records = [r for r in load_records(data_dir / f"{split}.json")
+               if r["task_type"] == "comprehension" and (lang is None or r["lang"] == lang)][:limit]
     rows = []
     chunks = list(_batches(records, batch_size))
     if progress:

@@ -5,7 +5,9 @@
 
 ``set_task("comprehension" | "generation")`` is the hard, non-learned switch of the paper: it
 picks the H-LoRA plugin, the adapter and the ViT layer together, in place (the released code
-reloads the whole model to switch task; REFERENCE section 2).
+reloads the whole model to switch task; REFERENCE section 2). A model built without plugins
+(the LLaVA-style recipe of Qilin-Med-VL, ``training/qilin_stages.py``) switches only the adapter
+and the ViT layer.
 """
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ TASKS = ("comprehension", "generation")
 class HealthGPTModel(nn.Module):
     def __init__(self, llm: nn.Module, adapters: nn.ModuleDict, vision: nn.Module | None,
                  block: ImageTokenIds, layout: SequenceLayout, plugin_of_task: dict[str, str] | None = None):
+        from ..lora import wrapped_layers
+
         super().__init__()
         self.llm, self.adapters, self.vision = llm, adapters, vision
+        self.has_plugins = bool(wrapped_layers(llm))  # False: a LLaVA-style model (no H-LoRA)
         self.block, self.layout = block, layout
         # which H-LoRA plugin serves each task: normally its own; one shared plugin for ablations
         self.plugin_of_task = plugin_of_task or {t: t for t in TASKS}
@@ -34,7 +39,8 @@ class HealthGPTModel(nn.Module):
 
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        set_task(self.llm, self.plugin_of_task[task])
+        if self.has_plugins:
+            set_task(self.llm, self.plugin_of_task[task])
         self.task = task
         return self
 
@@ -63,14 +69,20 @@ class HealthGPTModel(nn.Module):
         from ..lora import plugin_parameters
 
         emb, head = self.llm.get_input_embeddings().weight, self.llm.get_output_embeddings().weight
+
+        def plugin(task: str) -> list[nn.Parameter]:
+            return list(plugin_parameters(self.llm, self.plugin_of_task[task]).values()) if self.has_plugins else []
+
+        plugin_ids = {id(p) for task in TASKS for p in plugin(task)}
         return {
             "abstract_adapter": list(self.adapters["comprehension"].parameters()),
             "concrete_adapter": list(self.adapters["generation"].parameters()),
-            "comp_plugin": list(plugin_parameters(self.llm, self.plugin_of_task["comprehension"]).values()),
-            "gen_plugin": list(plugin_parameters(self.llm, self.plugin_of_task["generation"]).values()),
+            "comp_plugin": plugin("comprehension"),
+            "gen_plugin": plugin("generation"),
             "embeddings": [emb],
             "head": [head],
             "image_rows": [emb, head],  # trained through a row mask: only the new image-token rows
+            "llm": [p for p in self.llm.parameters() if id(p) not in plugin_ids],  # a full fine-tune
         }
 
     def trainable_state(self, groups: tuple[str, ...]) -> dict[str, torch.Tensor]:

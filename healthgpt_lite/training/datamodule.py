@@ -21,8 +21,9 @@ from .sampling import StepBatchSampler
 from .stages import StageSpec
 
 
-def task_records(records: list[dict], task: str, record_tasks: tuple[str, ...]) -> list[dict]:
-    return [r for r in records if r["task_type"] == task and r["task"] in record_tasks]
+def task_records(records: list[dict], task: str, record_tasks: tuple[str, ...], lang: str | None = None) -> list[dict]:
+    """The records a stage learns from: its task type and record tasks (and language, if it has one)."""
+    return [r for r in records if r["task_type"] == task and r["task"] in record_tasks and (lang is None or r["lang"] == lang)]
 
 
 class TaskDataset(Dataset):
@@ -74,7 +75,7 @@ class StageDataModule(L.LightningDataModule):
         for split, target, limit in (("train", self.train_sets, self.sample), ("val", self.val_sets, self.val_per_task)):
             records = load_records(self.data_dir / f"{split}.json")
             for task in self.spec.tasks:
-                recs = task_records(records, task, self.spec.record_tasks)
+                recs = task_records(records, task, self.spec.record_tasks, self.spec.lang)
                 if limit is not None and len(recs) > limit:  # stage 2: "a small mixed sample"
                     recs = rng.sample(recs, limit)
                 target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task)

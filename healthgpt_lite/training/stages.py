@@ -15,6 +15,8 @@ Parameter groups (see ``model/healthgpt.py``: ``HealthGPTModel.parameter_groups`
 ``embeddings``         all rows of the input word embeddings
 ``head``               all rows of the output head (``lm_head``)
 ``image_rows``         only the new ``<start_index>/<idx_*>/<end_index>`` rows of both
+``llm``                every base weight of the LLM (embeddings, layers, norms, head;
+                       not the plugins): a full fine-tune (Qilin-Med-VL, ``qilin_stages.py``)
 =====================  ==============================================================
 
 The pitfall decision (REFERENCE section 3): the new image-token rows all start equal to the
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows")
+GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows", "llm")
 TASKS = ("comprehension", "generation")
 
 
@@ -41,9 +43,13 @@ class StageSpec:
     schedule: str = "warmup_cosine"  # or "constant" (stage 2)
     note: str = ""
     depends_on: tuple[str, ...] = field(default_factory=tuple)  # stage artifacts that must exist
+    lang: str | None = None  # only records in this language ("zh": Qilin-Med-VL's data); None = all
+    label: str = ""  # a name of its own (another recipe's table); "" = "<stage>_<task>"
 
     @property
     def name(self) -> str:
+        if self.label:
+            return self.label
         return self.stage if self.task == "mixed" else f"{self.stage}_{self.task}"
 
     @property

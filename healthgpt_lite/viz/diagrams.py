@@ -35,11 +35,13 @@ IO = {"image", "text", "answer", "out_image"}
 
 
 def architecture_figure(trained: set[str] | frozenset[str] = frozenset(), title: str = "",
-                        inactive: set[str] | frozenset[str] = frozenset()) -> Figure:
-    """HealthGPT as boxes: ``trained`` parts in orange, frozen in blue-gray, ``inactive`` faded."""
+                        inactive: set[str] | frozenset[str] = frozenset(), labels: dict[str, str] | None = None) -> Figure:
+    """HealthGPT as boxes: ``trained`` parts in orange, frozen in blue-gray, ``inactive`` faded;
+    ``labels`` replaces the text of some boxes."""
     fig = Figure(figsize=(11, 5.2))
     ax = fig.add_subplot()
     for name, (x, y, w, h, label) in BOXES.items():
+        label = (labels or {}).get(name, label)
         kind = "io" if name in IO else "trained" if name in trained else "off" if name in inactive else "frozen"
         ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=COLORS[kind],
                                     ec="#999999" if kind == "off" else "#333333", lw=1.2))
@@ -71,14 +73,22 @@ def _anchor(box: tuple[float, float, float, float], toward: tuple[float, float])
 # stage-table group -> boxes of the diagram it trains
 GROUP_BOXES = {"abstract_adapter": {"abstract_adapter"}, "concrete_adapter": {"concrete_adapter"},
                "comp_plugin": {"comp_plugin"}, "gen_plugin": {"gen_plugin"}, "embeddings": {"embeddings"},
-               "head": {"embeddings"}, "image_rows": {"embeddings"}}
+               "head": {"embeddings"}, "image_rows": {"embeddings"}, "llm": {"llm", "embeddings"}}
 TASK_BOXES = {"comprehension": {"abstract_adapter", "comp_plugin", "answer"},
               "generation": {"concrete_adapter", "gen_plugin", "vq_decoder", "vq_encoder", "out_image"}}
 
 
-def stage_figure(spec) -> Figure:
+def stage_figure(spec, plugins: bool = True) -> Figure:
     """The model with what ``spec`` (a ``training.stages.StageSpec``) trains highlighted and the
-    other task's path faded."""
+    other task's path faded. ``plugins=False``: the LLaVA-style model of Qilin-Med-VL, which has
+    no H-LoRA plugins and no generation path (both faded)."""
     trained = set().union(*(GROUP_BOXES[g] for g in spec.trains))
     inactive = set() if spec.task == "mixed" else TASK_BOXES["generation" if spec.task == "comprehension" else "comprehension"]
-    return architecture_figure(trained, title=f"{spec.name}: trains {', '.join(spec.trains)}", inactive=inactive - trained)
+    labels = {}
+    if not plugins:
+        inactive = inactive | TASK_BOXES["generation"] | {"comp_plugin", "gen_plugin"}
+        labels = {"comp_plugin": "(no plugins)", "gen_plugin": "(no plugins)", "hvp": "layer -2"}
+    if "llm" in spec.trains:
+        labels["llm"] = "LLM (Phi-3 architecture)\nevery weight trains\n(full fine-tune)"
+    return architecture_figure(trained, title=f"{spec.name}: trains {', '.join(spec.trains)}",
+                               inactive=inactive - trained, labels=labels)
