@@ -78,10 +78,13 @@ class StageDataModule(L.LightningDataModule):
                     recs = rng.sample(recs, limit)
                 target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task)
 
+    def collator(self, task: str):
+        """Turns a list of examples into a batch (real-data modules carry pixels instead)."""
+        return BatchCollator(self.store, self.tok.pad_token_id, task)
+
     def _loader(self, datasets: dict, shuffle: bool):
         loaders = {t: DataLoader(ds, batch_size=self.batch_sizes[t], shuffle=shuffle, drop_last=shuffle and len(ds) > self.batch_sizes[t],
-                                 collate_fn=BatchCollator(self.store, self.tok.pad_token_id, t),
-                                 num_workers=self.cfg.train.num_workers)
+                                 collate_fn=self.collator(t), num_workers=self.cfg.train.num_workers)
                    for t, ds in datasets.items()}
         return CombinedLoader(loaders, mode="max_size_cycle" if shuffle else "sequential")
 

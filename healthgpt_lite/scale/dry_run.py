@@ -1,0 +1,86 @@
+"""Dry runs of the full-run configs on a laptop: parse, check, build the strategy; train nothing.
+
+    ns = parse_fit_config("configs/m3_stage1.yaml")          # exactly what `fit --config` parses
+    run_summary(ns)     # preset, stage, GPUs, per-device batch x accumulation = global batch
+    build_strategy(ns)  # the Lightning strategy object (FSDPStrategy with its wrap policy, or "ddp")
+    trainer_kwargs(ns)  # everything `L.Trainer(**kwargs)` gets (needs GPUs to build for real)
+
+The parser is the project's ``HealthGPTCLI`` itself, with instantiation switched off, so a
+config that passes here fails on a cluster only for what a laptop cannot check (GPUs, files).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+from pathlib import Path
+
+from ..config import Config, build_config
+from ..training.cli import HealthGPTCLI, StageData, StageModule
+from ..training.stages import ORDER, STAGES
+
+
+class _ParseOnlyCLI(HealthGPTCLI):
+    def instantiate_classes(self) -> None:  # parse and link, build nothing (no weights needed)
+        pass
+
+
+def parse_fit_config(config: str | Path, *args: str):
+    """The namespace ``python -m healthgpt_lite fit --config CONFIG ARGS`` would train with."""
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+    level = seed_log.level
+    seed_log.setLevel(logging.WARNING)  # "Seed set to 0": nothing is trained here
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # called from a CLI
+            warnings.filterwarnings("ignore", message=".*No seed found.*")
+            cli = _ParseOnlyCLI(StageModule, StageData, args=["--config", str(config), *args], run=False,
+                                save_config_callback=None, trainer_defaults={"enable_model_summary": False})
+    finally:
+        seed_log.setLevel(level)
+    return cli.config
+
+
+def config_of(ns) -> Config:
+    """The project config (preset, profile, overrides) of a parsed fit config."""
+    m = ns.model
+    return build_config(m.preset, m.profile, m.overrides or {}, seed=m.seed)
+
+
+def stages_of(ns) -> tuple[str, ...]:
+    """The stage of the config and its sibling task (stage 1 and 3 have one run per task)."""
+    stage = STAGES[ns.model.stage].stage
+    return tuple(n for n in ORDER if STAGES[n].stage == stage)
+
+
+def run_summary(ns) -> dict:
+    """Who trains what on how many GPUs, and the global batch per task (REFERENCE section 3)."""
+    cfg, t = config_of(ns), ns.trainer
+    world = int(t.devices) * int(t.num_nodes)
+    accumulate = int(t.accumulate_grad_batches)
+    per_device = {"comprehension": cfg.train.comp_batch_size, "generation": cfg.train.gen_batch_size}
+    tasks = STAGES[ns.model.stage].tasks
+    strategy = t.strategy if isinstance(t.strategy, str) else t.strategy.class_path.rsplit(".", 1)[-1]
+    return {"preset": cfg.preset, "stage": ns.model.stage, "precision": t.precision, "strategy": strategy,
+            "gpus": f"{t.devices} x {t.num_nodes} node(s) = {world}", "accumulate_grad_batches": accumulate,
+            "optimizer_steps": t.max_steps,
+            **{f"global_batch_{task}": per_device[task] * world * accumulate for task in tasks},
+            **{f"per_device_{task}": per_device[task] for task in tasks},
+            "llm": cfg.llm.pretrained_path, "vision": cfg.vision.pretrained_path, "vq": cfg.vq.pretrained_path,
+            "train_records": dict(ns.data.train_records or {}), "image_root": ns.data.image_root}
+
+
+def build_strategy(ns):
+    """The strategy object of ``trainer.strategy`` (a string such as ``"ddp"`` stays a string)."""
+    s = ns.trainer.strategy
+    if isinstance(s, str):
+        return s
+    module, _, name = s.class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**dict(s.init_args or {}))
+
+
+def trainer_kwargs(ns) -> dict:
+    """Keyword arguments for ``lightning.Trainer`` (strategy built), as ``fit`` would pass them."""
+    kw = {k: v for k, v in vars(ns.trainer).items() if v is not None and k != "strategy"}
+    kw["strategy"] = build_strategy(ns)
+    return kw
