@@ -1,8 +1,6 @@
 """The full-run path on a laptop: real-layout weights from local paths (random, tiny shapes),
 a benchmark converted to LLaVA JSON, images encoded inline, through `fit --config
 configs/m3_stage1.yaml` with the CPU settings swapped in."""
-import json
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,6 +12,7 @@ from healthgpt_lite.errors import ConfigError, InputError
 from healthgpt_lite.lora import inject_hlora
 from healthgpt_lite.model.llm import build_llm
 from healthgpt_lite.model.multimodal import encode_example
+from healthgpt_lite.scale.dry_run import laptop_fit_args
 from healthgpt_lite.scale.stand_ins import write_benchmark_source, write_generation_records, write_stand_in_weights
 from healthgpt_lite.training.cli import StageData, main
 from healthgpt_lite.training.records_data import fill_target_codes, load_task_records
@@ -34,13 +33,8 @@ def downloads(tmp_path_factory):
 
 def fit_args(downloads, stage: str, artifacts) -> list[str]:
     overrides = {**downloads["overrides"], "train.comp_batch_size": 2, "train.gen_batch_size": 2}
-    return ["fit", "--config", "configs/m3_stage1.yaml", "--model.stage", stage, "--model.preset", "tiny",
-            "--model.profile", "smoke", "--model.overrides", json.dumps(overrides), "--model.artifacts_dir", str(artifacts),
-            "--data.train_records", json.dumps(downloads["records"]), "--data.image_root", downloads["images"],
-            "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
-            "--trainer.precision", "32-true", "--trainer.accumulate_grad_batches", "1", "--trainer.max_steps", "2",
-            "--trainer.logger", "false", "--trainer.callbacks", "null", "--trainer.enable_checkpointing", "false",
-            "--trainer.enable_progress_bar", "false"]
+    return laptop_fit_args("configs/m3_stage1.yaml", stage, overrides, downloads["records"], downloads["images"],
+                           artifacts, steps=2)
 
 
 @pytest.mark.parametrize("stage, groups", [

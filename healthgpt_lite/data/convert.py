@@ -80,7 +80,8 @@ def convert_rows(rows: list[dict], fmt: str, split: str = "all", lang: str = "al
                                  {"from": "gpt", "value": answer}],
                "task": "vqa_closed" if closed else "vqa_open", "task_type": "comprehension",
                "question_type": qtype, "answer_type": "closed" if closed else "open",
-               "modality": str(row.get("modality") or row.get("image_organ") or "unknown").strip().lower(),
+               "modality": str(row.get("modality") or "unknown").strip().lower(),  # VQA-RAD, PathVQA: none
+               "organ": str(row.get("image_organ") or row.get("location") or "unknown").strip().lower(),
                "lang": str(row.get("q_lang", "en")), "dataset": fmt}
         validate_record(rec, where=where)
         out.append(rec)

@@ -11,6 +11,7 @@ config that passes here fails on a cluster only for what a laptop cannot check (
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -84,3 +85,36 @@ def trainer_kwargs(ns) -> dict:
     kw = {k: v for k, v in vars(ns.trainer).items() if v is not None and k != "strategy"}
     kw["strategy"] = build_strategy(ns)
     return kw
+
+
+def laptop_fit_args(config: str | Path, stage: str, overrides: dict, train_records: dict, image_root: str | Path,
+                    artifacts_dir: str | Path, steps: int = 2, log_dir: str | Path | None = None) -> list[str]:
+    """``fit`` arguments that run a full-run YAML on this machine: everything from the file
+    except the shapes (``tiny``), the weights (``overrides``: e.g. stand-ins), the data and the
+    hardware (one CPU, fp32, no accumulation). ``log_dir``: a CSVLogger there (``read_metrics``)."""
+    logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
+              "init_args": {"save_dir": str(log_dir), "name": "", "version": "logs"}} if log_dir else False
+    return ["fit", "--config", str(config), "--model.stage", stage, "--model.preset", "tiny", "--model.profile", "smoke",
+            "--model.overrides", json.dumps(overrides), "--model.artifacts_dir", str(artifacts_dir),
+            "--data.train_records", json.dumps(train_records), "--data.image_root", str(image_root),
+            "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1",
+            "--trainer.strategy", "auto", "--trainer.precision", "32-true", "--trainer.accumulate_grad_batches", "1",
+            "--trainer.max_steps", str(steps), "--trainer.log_every_n_steps", "1", "--trainer.logger", json.dumps(logger),
+            "--trainer.callbacks", "null", "--trainer.enable_checkpointing", "false",
+            "--trainer.enable_progress_bar", "false"]
+
+
+def run_fit(args: list[str], quiet: bool = True):
+    """``training.cli.main(args)`` from Python (a notebook), without Lightning's chatter when quiet."""
+    from ..training.cli import main
+
+    if quiet:
+        for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                     "lightning.fabric.utilities.rank_zero", "lightning.fabric.utilities.seed"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # a kernel's own argv
+        if quiet:
+            warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # the frozen ViT, by design
+            warnings.filterwarnings("ignore", message=".*tensorboardX.*")
+        return main(args)

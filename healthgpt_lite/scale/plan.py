@@ -14,7 +14,7 @@ from torch import nn
 from ..config import Config
 from ..training.lit_module import freeze_for_stage, trainable_parameter_count
 from ..training.stages import ORDER, STAGES
-from .memory import count_for_fsdp, estimate_memory
+from .memory import MemoryEstimate, ModelCounts, count_for_fsdp, estimate_memory
 from .meta import MetaBuild, build_meta_model, count
 
 # REFERENCE section 2: sizes of the released HealthGPT weights (parameters), where published.
@@ -56,37 +56,52 @@ def micro_batches(cfg: Config) -> dict[str, int]:
     return {"comprehension": cfg.train.comp_batch_size, "generation": cfg.train.gen_batch_size}
 
 
+def stage_counts(built: MetaBuild, name: str) -> ModelCounts:
+    """P, T and the FSDP unit sizes with ``requires_grad`` set as stage ``name`` sets it."""
+    model = built.model
+    for h in freeze_for_stage(model, STAGES[name]):
+        h.remove()
+    counts = count_for_fsdp(nn.ModuleList([model, built.vq]), model.llm.config, len(built.vocabulary))
+    model.requires_grad_(False)  # leave the shared meta model frozen
+    return counts
+
+
+def stage_tokens(cfg: Config, name: str) -> int:
+    """Tokens one GPU holds activations for in one step of stage ``name`` (all its micro-batches)."""
+    tokens, batch = sample_tokens(cfg), micro_batches(cfg)
+    return sum(tokens[k]["total"] * batch[_task_of(k)] for k in STAGE_SAMPLES[name])
+
+
+def memory_breakdown(cfg: Config, name: str, n_gpus: int, built: MetaBuild) -> dict[str, MemoryEstimate]:
+    """The four ways to run stage ``name``: DDP / FSDP, without / with activation checkpointing."""
+    counts, n_tokens = stage_counts(built, name), stage_tokens(cfg, name)
+    rank = max(getattr(cfg.lora, t).rank for t in STAGES[name].tasks)
+    return {f"{strategy.upper()}{' + AC' if ckpt else ''}": estimate_memory(counts, strategy, n_gpus, n_tokens, rank, ckpt)
+            for strategy in ("ddp", "fsdp") for ckpt in (False, True)}
+
+
 def stage_plan(cfg: Config, n_gpus: int = 8, built: MetaBuild | None = None,
                stages: tuple[str, ...] = ORDER) -> list[dict]:
     """One row per stage: parameters (total, trained, vs released), tokens per micro-batch, and
     memory per GPU (GiB) for DDP and FSDP on ``n_gpus``, each without / with activation
     checkpointing. Per-device batch sizes come from ``cfg.train`` (the full-run YAMLs set them)."""
     built = built or build_meta_model(cfg)
-    model, tokens, batch = built.model, sample_tokens(cfg), micro_batches(cfg)
-    total = count(model) + count(built.vq)
+    tokens, batch = sample_tokens(cfg), micro_batches(cfg)
+    total = count(built.model) + count(built.vq)
     rows = []
     for name in stages:
-        spec = STAGES[name]
-        hooks = freeze_for_stage(model, spec)
-        for h in hooks:
-            h.remove()
-        counts = count_for_fsdp(nn.ModuleList([model, built.vq]), model.llm.config, len(built.vocabulary))
-        kinds = STAGE_SAMPLES[name]
-        n_tokens = sum(tokens[k]["total"] * batch[_task_of(k)] for k in kinds)
-        rank = max(getattr(cfg.lora, t).rank for t in spec.tasks)
+        spec, kinds = STAGES[name], STAGE_SAMPLES[name]
         released = RELEASED.get((cfg.preset, name))
         row = {"stage": name, "trains": "+".join(spec.trains), "total_params": total,
-               "trainable": trainable_parameter_count(model, spec), "requires_grad": counts.trained,
+               "trainable": trainable_parameter_count(built.model, spec),
+               "requires_grad": stage_counts(built, name).trained,
                "released": released[0] if released else None, "released_what": released[1] if released else "",
                "tokens_per_sample": "+".join(str(tokens[k]["total"]) for k in kinds),
-               "micro_batch": "+".join(str(batch[_task_of(k)]) for k in kinds), "tokens_per_gpu_step": n_tokens}
-        for strategy in ("ddp", "fsdp"):
-            for ckpt in (False, True):
-                est = estimate_memory(counts, strategy, n_gpus, n_tokens, rank, ckpt)
-                row[f"{strategy}{'+ac' if ckpt else ''}_GiB"] = round(est.total, 1)
+               "micro_batch": "+".join(str(batch[_task_of(k)]) for k in kinds),
+               "tokens_per_gpu_step": stage_tokens(cfg, name)}
+        for variant, est in memory_breakdown(cfg, name, n_gpus, built).items():
+            row[variant.lower().replace(" + ", "+") + "_GiB"] = round(est.total, 1)
         rows.append(row)
-    for p in model.parameters():  # leave the meta model as build_model made it (plugins only)
-        p.requires_grad_(False)
     return rows
 
 
