@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("records", help="the test split converted with `data convert`")
     bm.add_argument("--images", default=".", help="folder the records' image paths are relative to")
     bm.add_argument("--predictions", default=None, help="JSON lines {id, prediction}: score these, load no model")
+    bm.add_argument("--config", default=None, help="a fit YAML of the run: its preset, overrides and artifacts_dir")
     bm.add_argument("--artifacts", default=None, help="the trained stages (the fit runs' artifacts_dir)")
     bm.add_argument("--out", default=None, help="write scores.json and predictions.jsonl here")
     bm.add_argument("--batch-size", type=int, default=16)
@@ -187,10 +188,10 @@ def _plan(args) -> int:
     from .scale.plan import ORDER, print_plan
 
     if args.config:
-        from .scale.dry_run import config_of, parse_fit_config, stages_of
+        from .scale.dry_run import parse_fit_config, plan_config, stages_of
 
         ns = parse_fit_config(args.config)
-        print(print_plan(config_of(ns), int(ns.trainer.devices) * int(ns.trainer.num_nodes), stages_of(ns)))
+        print(print_plan(plan_config(ns), int(ns.trainer.devices) * int(ns.trainer.num_nodes), stages_of(ns)))
     else:
         print(print_plan(build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.gpus, ORDER))
     return 0
@@ -208,8 +209,13 @@ def _benchmark(args) -> int:
         from .model.healthgpt import HealthGPTLite
         from .training.stages import ORDER
 
-        cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
-        gpt = HealthGPTLite.from_config(cfg, args.artifacts, stages=ORDER)
+        cfg, artifacts = build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.artifacts
+        if args.config:  # the very config the stages were trained with
+            from .scale.dry_run import config_of, parse_fit_config
+
+            ns = parse_fit_config(args.config)
+            cfg, artifacts = config_of(ns), args.artifacts or ns.model.artifacts_dir
+        gpt = HealthGPTLite.from_config(cfg, artifacts, stages=ORDER)
         predictions = predict(gpt, benchmark_records(args.records), args.images, args.batch_size, progress=True)
     print(json.dumps(evaluate_benchmark(args.records, predictions, args.out)["scores"], indent=1))
     return 0

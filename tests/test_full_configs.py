@@ -1,6 +1,7 @@
 """The full-run YAMLs parse through the project's LightningCLI and give the paper's global batch
 sizes, bf16, real weights from local paths and the intended strategy; the GPU settings are
 built on the CPU (Lightning's CUDA count is mocked; nothing runs on a GPU)."""
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -12,8 +13,10 @@ from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.models.phi3.modeling_phi3 import Phi3DecoderLayer
 
 from healthgpt_lite.errors import ConfigError
-from healthgpt_lite.scale.dry_run import build_strategy, parse_fit_config, run_summary, stages_of, trainer_kwargs
+from healthgpt_lite.scale.dry_run import (build_strategy, config_of, parse_fit_config, run_summary, stages_of,
+                                          trainer_kwargs)
 from healthgpt_lite.training.cli import StageModule
+from healthgpt_lite.training.pipeline import stage_path
 from healthgpt_lite.training.stages import STAGES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -65,6 +68,17 @@ def test_strategy_and_trainer_build_on_the_cpu(name):
     assert trainer.world_size == ns.trainer.devices * ns.trainer.num_nodes
     assert trainer.accumulate_grad_batches == ns.trainer.accumulate_grad_batches
     assert Path(trainer.default_root_dir).name.startswith(ns.model.stage)  # the stage's artifact folder
+
+
+@pytest.mark.parametrize("preset", ["m3", "l14"])
+def test_the_stages_of_a_preset_find_each_other(preset):
+    """A stage locates the stages it builds on by its own config: every file of a preset must
+    give the same one (per-device batches live in data.batch_size, outside that config)."""
+    runs = [parse_fit_config(CONFIGS / f"{preset}_stage{s}.yaml") for s in (1, 2, 3)]
+    assert all(ns.model.overrides == runs[0].model.overrides for ns in runs)
+    paths = {str(stage_path(config_of(ns), "stage1_generation", ns.model.artifacts_dir)) for ns in runs}
+    assert len(paths) == 1
+    assert len({json.dumps(ns.data.batch_size, sort_keys=True) for ns in runs}) == 3  # each stage its own batch
 
 
 def test_l14_stage1_generation_runs_with_ddp_and_checkpointing():

@@ -32,9 +32,8 @@ def downloads(tmp_path_factory):
 
 
 def fit_args(downloads, stage: str, artifacts) -> list[str]:
-    overrides = {**downloads["overrides"], "train.comp_batch_size": 2, "train.gen_batch_size": 2}
-    return laptop_fit_args("configs/m3_stage1.yaml", stage, overrides, downloads["records"], downloads["images"],
-                           artifacts, steps=2)
+    return laptop_fit_args("configs/m3_stage1.yaml", stage, downloads["overrides"], downloads["records"],
+                           downloads["images"], artifacts, steps=2, batch_size=2)
 
 
 @pytest.mark.parametrize("stage, groups", [

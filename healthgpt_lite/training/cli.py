@@ -5,15 +5,16 @@
 
 Lightning is the distributed engine (DDP, FSDP, multi-node, bf16): the YAML's ``trainer``
 section picks it; nothing here is home-made. The ``model`` section names the preset, profile,
-stage, overrides (e.g. the local paths of real weights, per-device batch sizes) and the
-artifacts folder. When ``fit`` ends, the stage is saved as the same artifact ``run_stage``
+stage, overrides (e.g. the local paths of real weights) and the artifacts folder. When ``fit`` ends, the stage is saved as the same artifact ``run_stage``
 makes, so notebooks, ``reproduce`` and the CLI hand stages on to each other.
 
 Data: by default the generated VL-Health-lite set with cached features. With
 ``data.train_records`` (LLaVA JSON files per task type, ``data.image_root``) it trains on real
 data instead, and the model encodes images inline with its frozen ViT and VQGAN
-(``records_data.py``); ``model.images_inline`` follows from it. ``trainer.max_steps``, when
-given, is also the length of the learning-rate schedule.
+(``records_data.py``); ``model.images_inline`` follows from it. ``data.batch_size``
+(``{task: per-device batch}``) sets this run's batch without changing the config a stage is
+keyed by, so the stages of a full run (different batches, one shared ``model.overrides``) find
+each other. ``trainer.max_steps``, when given, is also the length of the learning-rate schedule.
 """
 from __future__ import annotations
 
@@ -113,12 +114,13 @@ class StageModule(HealthGPTLitModule):
 
 class StageData(StageDataModule):
     """The stage's batches: VL-Health-lite with cached features, or real LLaVA JSON files
-    (``train_records`` / ``val_records``: ``{task type: path}``, images under ``image_root``)."""
+    (``train_records`` / ``val_records``: ``{task type: path}``, images under ``image_root``).
+    ``batch_size``: ``{task type: per-device batch}`` for this run (default: ``cfg.train``'s)."""
 
     def __init__(self, stage: str = "stage1_comprehension", preset: str = "tiny", profile: str = "cpu", seed: int = 0,
                  overrides: dict | None = None, artifacts_dir: str = "artifacts", data_dir: str | None = None,
                  train_records: dict[str, str] | None = None, val_records: dict[str, str] | None = None,
-                 image_root: str | None = None):
+                 image_root: str | None = None, batch_size: dict[str, int] | None = None):
         cfg = build_config(preset, profile, overrides or {}, seed=seed)
         if stage not in STAGES:
             raise ConfigError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
@@ -132,8 +134,8 @@ class StageData(StageDataModule):
         else:
             data = ensure_dataset(Path(data_dir) if data_dir else data_dir_for(cfg, artifacts_dir), cfg.data)
             store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data))
-        super().__init__(cfg, spec, store, tokenizer_for(cfg), data,
-                         {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
+        sizes = {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size} | dict(batch_size or {})
+        super().__init__(cfg, spec, store, tokenizer_for(cfg), data, sizes,
                          sample_per_task=t.stage2_samples if spec.stage == "stage2" else None)
         self.record_files = {"train": train_records, "val": val_records} if train_records else None
         self.image_root = Path(image_root) if image_root else Path(".")
@@ -182,9 +184,12 @@ class HealthGPTCLI(LightningCLI):
             c.trainer.default_root_dir = str(stage_path(cfg, m.stage, m.artifacts_dir))
 
 
+TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0}
+
+
 def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:
     return HealthGPTCLI(StageModule, StageData, args=args, run=run, save_config_callback=None,
-                        trainer_defaults={"enable_model_summary": False, "num_sanity_val_steps": 0})
+                        trainer_defaults=TRAINER_DEFAULTS)
 
 
 def fit_entry(argv: list[str]) -> int:
