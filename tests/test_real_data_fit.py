@@ -31,23 +31,32 @@ def downloads(tmp_path_factory):
     return {"root": root, "overrides": overrides, "records": records, "images": str(images)}
 
 
-def fit_args(downloads, stage: str, artifacts) -> list[str]:
-    return laptop_fit_args("configs/m3_stage1.yaml", stage, downloads["overrides"], downloads["records"],
-                           downloads["images"], artifacts, steps=2, batch_size=2)
+def fit_args(downloads, config: str, stage: str, artifacts, batch_size: int) -> list[str]:
+    # like the real configs, every stage's steps live in the one shared overrides block, so that
+    # stage 2 finds the stage-1 artifacts by the same key they were saved under
+    steps = {f"train.{s}_steps": 2 for s in ("stage1_comprehension", "stage1_generation", "stage2")}
+    return laptop_fit_args(config, stage, {**downloads["overrides"], **steps}, downloads["records"], downloads["images"],
+                           artifacts, steps=2, batch_size=batch_size)
 
 
-@pytest.mark.parametrize("stage, groups", [
-    ("stage1_comprehension", {"adapters.comprehension"}),
-    ("stage1_generation", {"adapters.generation", "plugins.generation", "embed_tokens", "lm_head"}),
-])
-def test_fit_on_real_layout_weights_and_llava_json(downloads, tmp_path, stage, groups):
-    cli = main(fit_args(downloads, stage, tmp_path))
-    assert cli.trainer.global_step == 2 and torch.isfinite(cli.trainer.callback_metrics["train/loss"])
-    assert cli.model.model.vision is not None  # the ViT runs inline: no feature cache for real data
-    (art,) = [p for p in tmp_path.iterdir() if p.name.startswith(stage)]
-    saved = load_file(art / "trained.safetensors")
-    assert {g for g in groups if any(g in k for k in saved)} == groups
-    assert not any("plugins.comprehension" in k or "vision" in k for k in saved)
+def test_stage_chain_on_real_layout_weights_and_llava_json(downloads, tmp_path):
+    """Stage 1 (both tasks) from m3_stage1.yaml, then stage 2 from m3_stage2.yaml with another
+    per-GPU batch: stage 2 finds the stage-1 artifacts, and each saves only what it trains."""
+    runs = [("configs/m3_stage1.yaml", "stage1_comprehension", 2, {"adapters.comprehension"}),
+            ("configs/m3_stage1.yaml", "stage1_generation", 2,
+             {"adapters.generation", "plugins.generation", "embed_tokens", "lm_head"}),
+            ("configs/m3_stage2.yaml", "stage2", 1, {"embed_tokens", "lm_head"})]
+    for config, stage, batch, groups in runs:
+        cli = main(fit_args(downloads, config, stage, tmp_path, batch))
+        assert cli.trainer.global_step == 2 and torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+        assert cli.model.model.vision is not None  # the ViT runs inline: no feature cache for real data
+        assert cli.datamodule.batch_sizes["comprehension"] == batch
+        (art,) = [p for p in tmp_path.iterdir() if p.name.startswith(stage + "-")]
+        saved = load_file(art / "trained.safetensors")
+        assert {g for g in groups if any(g in k for k in saved)} == groups, stage
+        assert not any("plugins.comprehension" in k or "vision" in k for k in saved)
+        if stage == "stage2":
+            assert set(saved) == {"llm.model.embed_tokens.weight", "llm.lm_head.weight"}
 
 
 def test_generation_batches_carry_pixels_and_placeholder_codes(downloads):
