@@ -6,6 +6,9 @@
     healthgpt-lite data generate --out DIR        a VL-Health-lite data set (--profile/--set)
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
     healthgpt-lite data tokenizer --out DIR --codes N
+    healthgpt-lite data convert --format slake IN OUT   VQA-RAD / SLAKE / PathVQA -> LLaVA JSON
+    healthgpt-lite plan --config configs/m3_stage1.yaml  parameters and memory per GPU (meta device)
+    healthgpt-lite benchmark TEST.json --images DIR     closed / open scores on a converted benchmark
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
     healthgpt-lite exercises build [--check]      student copies from the solution notebooks
@@ -52,6 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--out", required=True)
     tk.add_argument("--codes", type=int, default=512, help="number of <idx_*> image tokens (VQ codebook size)")
     tk.add_argument("--vocab-size", type=int, default=1024)
+
+    cv = dsub.add_parser("convert", help="a medical VQA benchmark's source file -> LLaVA JSON records")
+    cv.add_argument("--format", required=True, choices=["vqa-rad", "slake", "pathvqa"])
+    cv.add_argument("source")
+    cv.add_argument("out")
+    cv.add_argument("--split", default="all", choices=["all", "train", "test"], help="VQA-RAD: by phrase_type")
+    cv.add_argument("--lang", default="all", help="SLAKE: en | zh | all")
+    cv.add_argument("--images", default=None, help="check that every image exists under this folder")
+
+    plan = sub.add_parser("plan", help="parameters, tokens and memory per GPU of each stage (meta device)")
+    _config_args(plan, profile="full")
+    plan.add_argument("--gpus", type=int, default=8)
+    plan.add_argument("--config", default=None, help="a fit YAML: its preset, overrides, GPUs and stage")
+
+    bm = sub.add_parser("benchmark", help="closed accuracy / open scores on a converted VQA-RAD, SLAKE or PathVQA")
+    bm.add_argument("records", help="the test split converted with `data convert`")
+    bm.add_argument("--images", default=".", help="folder the records' image paths are relative to")
+    bm.add_argument("--predictions", default=None, help="JSON lines {id, prediction}: score these, load no model")
+    bm.add_argument("--config", default=None, help="a fit YAML of the run: its preset, overrides and artifacts_dir")
+    bm.add_argument("--artifacts", default=None, help="the trained stages (the fit runs' artifacts_dir)")
+    bm.add_argument("--out", default=None, help="write scores.json and predictions.jsonl here")
+    bm.add_argument("--batch-size", type=int, default=16)
+    _config_args(bm, profile="full")
 
     fit = sub.add_parser("fit", help="train one stage with LightningCLI (--config configs/<preset>*.yaml; --help there)",
                          add_help=False)
@@ -111,6 +137,10 @@ def _dispatch(args) -> int:
             from .data.samples import build_samples
 
             print(build_samples(args.out))
+        elif args.data_command == "convert":
+            from .data.convert import convert_file
+
+            print(convert_file(args.source, args.out, args.format, args.split, args.lang, args.images))
         elif args.data_command == "tokenizer":
             from .data.samples import build_tokenizer
 
@@ -133,6 +163,10 @@ def _dispatch(args) -> int:
 
         run_cli(build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.out, args.device)
         return 0
+    if args.command == "plan":
+        return _plan(args)
+    if args.command == "benchmark":
+        return _benchmark(args)
     if args.command == "exercises":
         return _exercises(args)
     raise AssertionError(args.command)
@@ -152,4 +186,42 @@ def _exercises(args) -> int:
 
     table = grade_submissions(args.submissions, args.out, timeout_s=args.timeout)
     print(table.markdown_path.read_text(encoding="utf-8"))
+    return 0
+
+
+def _plan(args) -> int:
+    from .config import build_config
+    from .scale.plan import ORDER, print_plan
+
+    if args.config:
+        from .scale.dry_run import parse_fit_config, plan_config, stages_of
+
+        ns = parse_fit_config(args.config)
+        print(print_plan(plan_config(ns), int(ns.trainer.devices) * int(ns.trainer.num_nodes), stages_of(ns)))
+    else:
+        print(print_plan(build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.gpus, ORDER))
+    return 0
+
+
+def _benchmark(args) -> int:
+    import json
+
+    from .eval.benchmarks import benchmark_records, evaluate_benchmark, predict, read_predictions
+
+    if args.predictions:
+        predictions = read_predictions(args.predictions)
+    else:
+        from .config import build_config
+        from .model.healthgpt import HealthGPTLite
+        from .training.stages import ORDER
+
+        cfg, artifacts = build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.artifacts
+        if args.config:  # the very config the stages were trained with
+            from .scale.dry_run import config_of, parse_fit_config
+
+            ns = parse_fit_config(args.config)
+            cfg, artifacts = config_of(ns), args.artifacts or ns.model.artifacts_dir
+        gpt = HealthGPTLite.from_config(cfg, artifacts, stages=ORDER)
+        predictions = predict(gpt, benchmark_records(args.records), args.images, args.batch_size, progress=True)
+    print(json.dumps(evaluate_benchmark(args.records, predictions, args.out)["scores"], indent=1))
     return 0

@@ -5,60 +5,158 @@
 
 Lightning is the distributed engine (DDP, FSDP, multi-node, bf16): the YAML's ``trainer``
 section picks it; nothing here is home-made. The ``model`` section names the preset, profile,
-stage, overrides (e.g. the local paths of real weights) and the artifacts folder. When ``fit``
-ends, the stage is saved as the same artifact ``run_stage`` makes, so notebooks, ``reproduce``
-and the CLI hand stages on to each other.
+stage, overrides (e.g. the local paths of real weights) and the artifacts folder. When ``fit`` ends, the stage is saved as the same artifact ``run_stage``
+makes, so notebooks, ``reproduce`` and the CLI hand stages on to each other.
+
+Data: by default the generated VL-Health-lite set with cached features. With
+``data.train_records`` (LLaVA JSON files per task type, ``data.image_root``) it trains on real
+data instead, and the model encodes images inline with its frozen ViT and VQGAN
+(``records_data.py``); ``model.images_inline`` follows from it. ``data.batch_size``
+(``{task: per-device batch}``) sets this run's batch without changing the config a stage is
+keyed by, so the stages of a full run (different batches, one shared ``model.overrides``) find
+each other. ``trainer.max_steps``, when given, is also the length of the learning-rate schedule.
 """
 from __future__ import annotations
 
+import contextlib
+import random
 from pathlib import Path
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 
 from ..artifacts import atomic_save_safetensors, data_dir_for, write_meta
 from ..config import build_config
 from ..data.generate import ensure_dataset
 from ..data.tokenizer import tokenizer_for
+from ..errors import ConfigError
 from .datamodule import StageDataModule
 from .features import FeatureStore, ensure_features
 from .lit_module import HealthGPTLitModule
 from .pipeline import MODEL_SECTIONS, model_after, stage_key, stage_path, stages_before
+from .records_data import PixelCollator, RecordsDataset, fill_target_codes, load_task_records
 from .stages import STAGES
 
 
 class StageModule(HealthGPTLitModule):
-    """The stage module built from plain arguments, so a YAML file can describe it."""
+    """The stage module built from plain arguments, so a YAML file can describe it.
+
+    ``images_inline``: batches carry pixels (real data); the model then holds its frozen ViT and,
+    for generation, the frozen VQGAN that turns target images into codes on the GPU.
+    ``activation_checkpointing``: recompute each Phi3 layer in backward (for DDP; FSDP configs
+    use the strategy's ``activation_checkpointing_policy`` instead)."""
 
     def __init__(self, stage: str = "stage1_comprehension", preset: str = "tiny", profile: str = "cpu",
-                 seed: int = 0, overrides: dict | None = None, artifacts_dir: str = "artifacts"):
+                 seed: int = 0, overrides: dict | None = None, artifacts_dir: str = "artifacts",
+                 images_inline: bool = False, activation_checkpointing: bool = False):
         cfg = build_config(preset, profile, overrides or {}, seed=seed)
         if stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
-        model = model_after(cfg, stages_before(stage), artifacts_dir)
+            raise ConfigError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
+        model = model_after(cfg, stages_before(stage), artifacts_dir, with_vision=images_inline)
         t = cfg.train
         super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction, seed=seed)
         self.cfg, self.stage_name, self.artifacts_dir = cfg, stage, artifacts_dir
+        self.vq_model = None
+        if images_inline and "generation" in self.spec.tasks:
+            from ..vq import load_vq_tokenizer
+
+            self.vq_model = load_vq_tokenizer(cfg, artifacts_dir).model  # frozen; moves with the module
+        if activation_checkpointing:
+            model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def setup(self, stage: str) -> None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if "image_rows" in self.spec.trains and isinstance(self.trainer.strategy, FSDPStrategy):
+            raise ConfigError(
+                f"{self.stage_name} trains only the new image-token rows of the embeddings and the head, through a "
+                "gradient mask on those parameters; FSDP computes with its own flattened copies and would bypass "
+                "the mask (every text row would train too). Run this stage with DDP: --trainer.strategy ddp "
+                "--model.activation_checkpointing true (memory per GPU: notebook 12 / `healthgpt_lite plan`)")
+
+    def train(self, mode: bool = True) -> "StageModule":
+        super().train(mode)
+        if self.vq_model is not None:
+            self.vq_model.eval()  # a Gumbel quantizer samples in train mode; codes must be argmax
+        return self
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        if batch.get("target_pixels") is not None:  # real data: target image -> VQ codes, in fp32
+            from ..vq.tokenizer import VQTokenizer
+
+            with torch.autocast(self.device.type, enabled=False):
+                codes = VQTokenizer(self.vq_model).encode(batch["target_pixels"])  # (B, h, w)
+            fill_target_codes(batch, codes, self.model.block.first_idx)
+        return super()._loss(batch)
 
     def on_fit_end(self) -> None:
         """Save the stage as an artifact (rank 0 only), exactly as ``run_stage`` would."""
-        if self.trainer.is_global_zero:
-            path = stage_path(self.cfg, self.stage_name, self.artifacts_dir)
-            path.mkdir(parents=True, exist_ok=True)
-            atomic_save_safetensors(self.model.trainable_state(self.spec.trains), path / "trained.safetensors")
-            write_meta(path, self.cfg, self.stage_name, sections=list(MODEL_SECTIONS), stage_key=stage_key(self.cfg, self.stage_name),
-                       trains=list(self.spec.trains), via="fit")
+        with self._full_parameters():
+            if self.trainer.is_global_zero:
+                path = stage_path(self.cfg, self.stage_name, self.artifacts_dir)
+                path.mkdir(parents=True, exist_ok=True)
+                atomic_save_safetensors(self.model.trainable_state(self.spec.trains), path / "trained.safetensors")
+                write_meta(path, self.cfg, self.stage_name, sections=list(MODEL_SECTIONS),
+                           stage_key=stage_key(self.cfg, self.stage_name), trains=list(self.spec.trains), via="fit")
+
+    def _full_parameters(self):
+        """FSDP keeps 1/N of every weight per GPU: gather whole tensors onto rank 0's CPU while
+        saving (a collective, so every rank enters). A no-op for DDP and single devices."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if not isinstance(self.trainer.strategy, FSDPStrategy):
+            return contextlib.nullcontext()
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        return FSDP.summon_full_params(self.trainer.strategy.model, writeback=False, rank0_only=True,
+                                       offload_to_cpu=True)
 
 
 class StageData(StageDataModule):
+    """The stage's batches: VL-Health-lite with cached features, or real LLaVA JSON files
+    (``train_records`` / ``val_records``: ``{task type: path}``, images under ``image_root``).
+    ``batch_size``: ``{task type: per-device batch}`` for this run (default: ``cfg.train``'s)."""
+
     def __init__(self, stage: str = "stage1_comprehension", preset: str = "tiny", profile: str = "cpu", seed: int = 0,
-                 overrides: dict | None = None, artifacts_dir: str = "artifacts", data_dir: str | None = None):
+                 overrides: dict | None = None, artifacts_dir: str = "artifacts", data_dir: str | None = None,
+                 train_records: dict[str, str] | None = None, val_records: dict[str, str] | None = None,
+                 image_root: str | None = None, batch_size: dict[str, int] | None = None):
         cfg = build_config(preset, profile, overrides or {}, seed=seed)
-        data = ensure_dataset(Path(data_dir) if data_dir else data_dir_for(cfg, artifacts_dir), cfg.data)
-        store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data))
+        if stage not in STAGES:
+            raise ConfigError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
         spec, t = STAGES[stage], cfg.train
-        super().__init__(cfg, spec, store, tokenizer_for(cfg), data,
-                         {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
+        store, data = None, None
+        if train_records:
+            for files, name in ((train_records, "train_records"), (val_records, "val_records")):
+                missing = [task for task in spec.tasks if files and task not in files]
+                if missing:
+                    raise ConfigError(f"data.{name} has files for {sorted(files)}; {stage} also needs {missing}")
+        else:
+            data = ensure_dataset(Path(data_dir) if data_dir else data_dir_for(cfg, artifacts_dir), cfg.data)
+            store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data))
+        sizes = {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size} | dict(batch_size or {})
+        super().__init__(cfg, spec, store, tokenizer_for(cfg), data, sizes,
                          sample_per_task=t.stage2_samples if spec.stage == "stage2" else None)
+        self.record_files = {"train": train_records, "val": val_records} if train_records else None
+        self.image_root = Path(image_root) if image_root else Path(".")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.record_files is None:
+            return super().setup(stage)
+        rng = random.Random(self.cfg.seed)
+        self.train_sets, self.val_sets = {}, {}
+        for split, target in (("train", self.train_sets), ("val", self.val_sets)):
+            for task in self.spec.tasks if self.record_files[split] else ():
+                recs = load_task_records(self.record_files[split][task], task, self.image_root)
+                if split == "train" and self.sample is not None and len(recs) > self.sample:
+                    recs = rng.sample(recs, self.sample)  # stage 2: "a small mixed sample"
+                target[task] = RecordsDataset(recs, self.tok, self.cfg, task, self.image_root)
+
+    def collator(self, task: str):
+        return PixelCollator(self.tok.pad_token_id, task) if self.record_files else super().collator(task)
+
+    def val_dataloader(self):
+        return super().val_dataloader() if self.val_sets else []
 
 
 class HealthGPTCLI(LightningCLI):
@@ -66,22 +164,32 @@ class HealthGPTCLI(LightningCLI):
         # the stage, preset, profile, seed, overrides and artifacts folder are set once, for both
         for key in ("stage", "preset", "profile", "seed", "overrides", "artifacts_dir"):
             parser.link_arguments(f"model.{key}", f"data.{key}")
+        # real data (LLaVA JSON files) has no feature cache: the model encodes its images inline
+        parser.link_arguments("data.train_records", "model.images_inline", compute_fn=bool)
 
     def before_instantiate_classes(self) -> None:
         """The stage's step count comes from the config (one source of truth), and its
         checkpoints go into the stage's artifact folder, so ``--ckpt_path last`` resumes."""
         c = self.config[self.subcommand] if self.subcommand else self.config
         m = c.model
+        if m.stage not in STAGES:
+            raise ConfigError(f"unknown stage {m.stage!r}; choose one of {list(STAGES)}")
+        if c.trainer.max_steps not in (None, -1):  # an explicit max_steps is also the schedule's length
+            m.overrides = c.data.overrides = {**(m.overrides or {}), f"train.{m.stage}_steps": c.trainer.max_steps}
         cfg = build_config(m.preset, m.profile, m.overrides or {}, seed=m.seed)
-        if c.trainer.max_steps in (None, -1):
-            c.trainer.max_steps = getattr(cfg.train, f"{m.stage}_steps")
+        c.trainer.max_steps = getattr(cfg.train, f"{m.stage}_steps")
+        if c.data.train_records and not c.data.val_records:
+            c.trainer.limit_val_batches = 0  # real data without a validation file: no validation loop
         if c.trainer.default_root_dir is None:
             c.trainer.default_root_dir = str(stage_path(cfg, m.stage, m.artifacts_dir))
 
 
+TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0}
+
+
 def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:
     return HealthGPTCLI(StageModule, StageData, args=args, run=run, save_config_callback=None,
-                        trainer_defaults={"enable_model_summary": False, "num_sanity_val_steps": 0})
+                        trainer_defaults=TRAINER_DEFAULTS)
 
 
 def fit_entry(argv: list[str]) -> int:

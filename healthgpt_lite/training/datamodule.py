@@ -80,19 +80,21 @@ class StageDataModule(L.LightningDataModule):
                     recs = rng.sample(recs, limit)
                 target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task)
 
+    def collator(self, task: str):
+        """Turns a list of examples into a batch (real-data modules carry pixels instead)."""
+        return BatchCollator(self.store, self.tok.pad_token_id, task)
+
     def train_dataloader(self):
         """Infinite, step-indexed batches (see sampling.py): a resumed run continues exactly
         where the interrupted one stopped. One batch per task per step."""
         start = self.trainer.global_step if self.trainer is not None else 0
         loaders = {t: DataLoader(ds, batch_sampler=StepBatchSampler(len(ds), self.batch_sizes[t], self.cfg.seed + i, start),
-                                 collate_fn=BatchCollator(self.store, self.tok.pad_token_id, t),
-                                 num_workers=self.cfg.train.num_workers)
+                                 collate_fn=self.collator(t), num_workers=self.cfg.train.num_workers)
                    for i, (t, ds) in enumerate(self.train_sets.items())}
         return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self):
         loaders = {t: DataLoader(ds, batch_size=self.batch_sizes[t], shuffle=False,
-                                 collate_fn=BatchCollator(self.store, self.tok.pad_token_id, t),
-                                 num_workers=self.cfg.train.num_workers)
+                                 collate_fn=self.collator(t), num_workers=self.cfg.train.num_workers)
                    for t, ds in self.val_sets.items()}
         return CombinedLoader(loaders, mode="sequential")

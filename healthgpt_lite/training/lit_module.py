@@ -72,7 +72,8 @@ class HealthGPTLitModule(L.LightningModule):
 
     def _loss(self, batch: dict) -> torch.Tensor:
         self.model.set_task(batch["task"])
-        out = self.model(batch["input_ids"], batch["attention_mask"], batch["labels"], features=batch["features"])
+        out = self.model(batch["input_ids"], batch["attention_mask"], batch["labels"],
+                         pixels=batch.get("pixels"), features=batch.get("features"))  # cached features or pixels
         return out.loss
 
     def training_step(self, batch, batch_idx):

@@ -72,7 +72,7 @@ def load_clip_vision(path: str | Path, v: VisionConfig, dtype: torch.dtype = tor
     if wrong:
         raise InputError(f"{path}: this CLIP does not have the shapes of the configured vision encoder: "
                          f"{', '.join(wrong)}; pick the matching preset or override the vision.* fields")
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # a whole CLIPModel folder has text weights we skip on purpose
     hf_logging.disable_progress_bar()
     try:
@@ -82,7 +82,8 @@ def load_clip_vision(path: str | Path, v: VisionConfig, dtype: torch.dtype = tor
         raise InputError(f"{path}: cannot load the CLIP vision weights ({e})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
+        if bars:  # restore, never switch on bars a caller (a smoke notebook) switched off
+            hf_logging.enable_progress_bar()
     if info["missing_keys"] or info["mismatched_keys"]:  # strict: never a half-random encoder
         bad = sorted(info["missing_keys"]) + sorted(str(k) for k in info["mismatched_keys"])
         raise InputError(f"{path}: the checkpoint lacks or mis-shapes {len(bad)} vision weights, e.g. {bad[:3]}")

@@ -1,0 +1,335 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12 · From laptop to cluster: real-size plans, full-run configs, real data
+#
+# **Learning objectives.** After this notebook you can
+# 1. instantiate HealthGPT-M3 (4.8B parameters) and -L14 (16B) on PyTorch's `meta` device and
+#    count what every stage trains, checking it against the released HealthGPT plugins;
+# 2. estimate the memory one GPU needs for a stage from first principles (weights, gradients,
+#    AdamW states, activations) and choose between DDP and FSDP, with or without activation
+#    checkpointing;
+# 3. count the tokens of a sample (576 visual tokens in, 1026 image tokens out) and say why
+#    generation samples dominate the cost;
+# 4. read a full-run config: the global batch as per-device batch × GPUs × nodes × accumulation,
+#    the strategy, the real weights from local paths, the real data in LLaVA JSON;
+# 5. convert a benchmark (VQA-RAD) from its own format and run the *same* `fit` path here for a
+#    few steps, on stand-in weights, then score it the way the benchmark defines closed and open.
+#
+# Nothing in this notebook needs a GPU or a download. Everything the cluster will run is parsed,
+# built or counted here; what cannot be checked on a laptop (GPUs, the downloaded files) is said.
+
+# %% tags=["parameters"]
+PROFILE = "smoke"
+PRESET = "tiny"
+SEED = 0
+ARTIFACTS_DIR = None
+DATA_DIR = None
+OVERRIDES = {}
+
+# %%
+from healthgpt_lite.notebook import setup
+
+run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
+cfg = run.cfg
+run
+
+# %% [markdown]
+# ## The real model, without its memory
+#
+# A tensor on the `meta` device has a shape and a dtype but no storage. Building HealthGPT-M3
+# inside `with torch.device("meta"):` runs the very code a cluster runs (`build_model`: Phi-3,
+# the extended vocabulary, both H-LoRA plugins in every linear layer, both adapters; plus the
+# CLIP ViT-L/14-336 and the VQGAN) and allocates nothing. The only stand-in is the tokenizer:
+# `PlannedVocabulary` has Phi-3's size and token ids without its text (`scale/meta.py` states the
+# vocabulary facts it assumes).
+
+# %%
+import time
+
+import pandas as pd
+import torch
+
+from healthgpt_lite.config import build_config
+from healthgpt_lite.scale import build_meta_model
+from healthgpt_lite.scale.plan import parameter_breakdown
+
+started = time.time()
+built = {p: build_meta_model(build_config(p, "full")) for p in ("m3", "l14")}
+print(f"M3 and L14 built on meta in {time.time() - started:.1f} s")
+pd.DataFrame({p: {k: f"{v / 1e6:,.1f}M" for k, v in parameter_breakdown(b).items()} for p, b in built.items()})
+
+# %% [markdown]
+# Every weight is there, with its real shape, and none of them holds a byte:
+
+# %%
+m3 = built["m3"].model
+A = m3.llm.model.layers[0].self_attn.qkv_proj.plugins["generation"].A.weight
+print("generation plugin, layer 0, qkv_proj, A:", tuple(A.shape), A.device, A.dtype)
+print("embedding rows:", m3.llm.get_input_embeddings().weight.shape[0],
+      "= 32011 Phi-3 tokens + <image> + 8195 image tokens;", "image block ids", m3.block.start, "..", m3.block.end + 1)
+print("all parameters on meta:", all(p.is_meta for p in m3.parameters()))
+
+# %% [markdown]
+# One row more than REFERENCE's 40206: this project keeps `<image>` as a real token (its
+# position receives the 576 visual tokens), where HealthGPT uses the out-of-vocabulary id -200.
+#
+# ## What each stage trains, against the released HealthGPT
+#
+# The stage table (`training/stages.py`) applied to the meta model, counted with the same
+# `trainable_parameter_count` a real run records. The full-run configs give each stage its
+# per-device batch, so we read the plan from them (next section shows the files).
+
+# %%
+from healthgpt_lite.scale.dry_run import parse_fit_config, plan_config, run_summary, stages_of
+from healthgpt_lite.scale.plan import stage_plan
+
+CONFIGS = [f"{p}_stage{s}.yaml" for p in ("m3", "l14") for s in (1, 2, 3)]
+parsed = {name: parse_fit_config(f"../configs/{name}") for name in CONFIGS}
+plan = []
+for name, ns in parsed.items():
+    gpus = ns.trainer.devices * ns.trainer.num_nodes
+    plan += [{"preset": ns.model.preset, "gpus": gpus, **row}
+             for row in stage_plan(plan_config(ns), gpus, built[ns.model.preset], stages_of(ns))]
+plan = pd.DataFrame(plan).set_index(["preset", "stage"])
+M = lambda v: "-" if pd.isna(v) else f"{v / 1e6:,.1f}M"  # noqa: E731
+plan[["trains", "trainable", "requires_grad", "released", "released_what"]].style.format(
+    {"trainable": M, "requires_grad": M, "released": M})
+
+# %% [markdown]
+# Reading it against REFERENCE §2:
+#
+# * **M3 comprehension**: 102.9M (H-LoRA, r·k = 64 on every `qkv_proj, o_proj, gate_up_proj,
+#   down_proj` of 32 layers: A, B and the router) + 12.6M (the `mlp2x_gelu` projector,
+#   1024→3072→3072) = **115.5M**, the released "about 115M".
+# * **M3 generation**: the H-LoRA alone is **404.9M**, the released "about 405M"; stage 3 also
+#   trains the concrete adapter, so 417.5M. Stage 1 adds the 8195 new rows of the embeddings
+#   and the head (50.3M): our decision against the identical-rows pitfall (notebook 06).
+# * `requires_grad` > `trainable` where a row mask is used: the whole embedding and head need
+#   gradients and AdamW states, although only the image rows move. Memory pays for the former.
+# * L14 (phi-4, 40 layers, hidden 5120, 10 KV heads): comprehension r·k = 32 gives 116.7M +
+#   31.5M; no L14 generation plugin was released, so the preset keeps M3's r·k = 256 (896.6M).
+#
+# ## Tokens per sample
+#
+# A comprehension sample is mostly image: 576 visual tokens (24×24 patches of a 336 px image)
+# against ~18 template tokens, a question and a short answer. A generation sample adds the whole
+# target image as 1026 tokens the model must *write* (`<start_index>`, 32×32 codes,
+# `<end_index>`). Text lengths are our stated assumptions (`scale/plan.py: TEXT_TOKENS`).
+
+# %%
+from healthgpt_lite.scale.plan import TEXT_TOKENS, sample_tokens
+
+print("assumed text tokens:", TEXT_TOKENS)
+pd.DataFrame(sample_tokens(build_config("m3", "full"))).T
+
+# %% [markdown]
+# ## Memory per GPU
+#
+# bf16-mixed keeps fp32 weights and computes in bf16. With P all parameters, T those that need
+# gradients, N GPUs (the full formula and every assumption: `scale/memory.py`):
+#
+# * **DDP**: every GPU holds everything: 4P (weights) + 4T (grads) + 8T (AdamW m, v) + 4T
+#   (DDP's gradient buckets) + activations.
+# * **FSDP** (full shard): weights, grads and AdamW states are split N ways, plus two gathered
+#   bf16 decoder layers and the root unit. Catch: a wrapped unit with *any* trainable weight gets
+#   a gradient for *all* of it (`use_orig_params=True`), so H-LoRA in every layer means a
+#   sharded gradient of the whole LLM.
+# * **Activations** per token per decoder layer ≈ 24h + 8i + 20·r·k bytes for Phi-3 (norms,
+#   attention with SDPA, the SwiGLU MLP, the active plugin); with activation checkpointing only
+#   each layer's input (4h) is kept and one layer is recomputed at a time. Plus 10 bytes per
+#   vocabulary entry per token for the logits and the loss.
+
+# %%
+plan[["micro_batch", "tokens_per_gpu_step", "gpus", "ddp_GiB", "ddp+ac_GiB", "fsdp_GiB", "fsdp+ac_GiB"]]
+
+# %% [markdown]
+# Where it goes, for the largest stage of each model (dashed: an 80 GB GPU):
+
+# %%
+from healthgpt_lite.scale.plan import memory_breakdown
+from healthgpt_lite.viz.scale import memory_figure
+
+m3_cfg, l14_cfg = plan_config(parsed["m3_stage1.yaml"]), plan_config(parsed["l14_stage3.yaml"])
+memory_figure({"M3 stage1_generation, 8 GPUs, 2 samples/GPU":
+               memory_breakdown(m3_cfg, "stage1_generation", 8, built["m3"]),
+               "L14 stage3_generation, 16 GPUs, 1 sample/GPU":
+               memory_breakdown(l14_cfg, "stage3_generation", 16, built["l14"])})
+
+# %% [markdown]
+# M3 is small enough for DDP: ~43 GiB per GPU, no checkpointing, the fastest option, so the M3
+# configs use DDP. L14's fp32 weights alone are 60 GiB: DDP leaves no room (77 GiB even with
+# checkpointing, before the CUDA context), FSDP with activation checkpointing needs ~15 GiB, so
+# the L14 configs use it. One exception: stage-1
+# generation trains the image rows through a gradient mask on the parameters, and FSDP computes
+# with its own flat copies, bypassing the mask. The run refuses FSDP there; L14 stage-1
+# generation runs with DDP + checkpointing (~94 GiB: an H200-class GPU). An estimate is not a
+# measurement: add 2-4 GiB for the CUDA context and fragmentation, and check the first steps with
+# `torch.cuda.max_memory_allocated()`.
+#
+# ## The full-run configs
+#
+# One YAML per preset and stage, for `python -m healthgpt_lite fit --config ...`; stages with two
+# tasks run twice (`--model.stage stage1_generation`). Parsed here by the project's own
+# `LightningCLI` with instantiation switched off:
+
+# %%
+# the command line of one run changes its file's strategy (the YAML's header says why)
+EXTRA = {("l14_stage1.yaml", "stage1_generation"): ["--trainer.strategy", "ddp", "--model.activation_checkpointing", "true"]}
+rows = []
+for name, ns in parsed.items():
+    for stage in stages_of(ns):
+        s = run_summary(parse_fit_config(f"../configs/{name}", "--model.stage", stage, *EXTRA.get((name, stage), [])))
+        batch = " + ".join(f"{s[f'per_device_{t}']}" for t in ("comprehension", "generation") if f"per_device_{t}" in s)
+        glob = " + ".join(f"{s[f'global_batch_{t}']}" for t in ("comprehension", "generation") if f"global_batch_{t}" in s)
+        rows.append({"config": name, "stage": stage, "strategy": s["strategy"], "GPUs": s["gpus"],
+                     "per GPU": batch, "accumulate": s["accumulate_grad_batches"], "global batch": glob,
+                     "steps": s["optimizer_steps"]})
+pd.DataFrame(rows).set_index(["config", "stage"])
+
+# %% [markdown]
+# The global batches are the paper's (256 / 64, 32, 128 / 64; REFERENCE §3). The L14 strategy is
+# Lightning's `FSDPStrategy`, built here from the YAML exactly as `fit` builds it:
+
+# %%
+from healthgpt_lite.scale.dry_run import build_strategy
+
+fsdp = build_strategy(parsed["l14_stage1.yaml"])
+print(type(fsdp).__name__, "| wraps:", sorted(c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes),
+      "| checkpoints:", sorted(c.__name__ for c in fsdp._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes),
+      "| use_orig_params:", fsdp.kwargs["use_orig_params"])
+print("weights from:", {k: v for k, v in parsed["m3_stage1.yaml"].model.overrides.items() if k.endswith("_path")})
+
+# %% [markdown]
+# ### The commands, and what to download where
+#
+# ```bash
+# python -m healthgpt_lite fit --config configs/m3_stage1.yaml                                  # 1, comprehension
+# python -m healthgpt_lite fit --config configs/m3_stage1.yaml --model.stage stage1_generation  # 1, generation
+# python -m healthgpt_lite fit --config configs/m3_stage2.yaml                                  # 2
+# python -m healthgpt_lite fit --config configs/m3_stage3.yaml                                  # 3, comprehension
+# python -m healthgpt_lite fit --config configs/m3_stage3.yaml --model.stage stage3_generation  # 3, generation
+# python -m healthgpt_lite plan --config configs/m3_stage1.yaml        # this notebook's tables for one file
+# ```
+#
+# | what | from | put it at (the configs' paths) |
+# |---|---|---|
+# | CLIP ViT-L/14-336 | Hugging Face `openai/clip-vit-large-patch14-336` | `/data/healthgpt/models/clip-vit-large-patch14-336/` |
+# | Phi-3-mini (M3) | `microsoft/Phi-3-mini-4k-instruct` | `/data/healthgpt/models/Phi-3-mini-4k-instruct/` |
+# | phi-4 (L14) | `microsoft/phi-4` | `/data/healthgpt/models/phi-4/` |
+# | VQGAN f8-8192 | taming-transformers, "VQGAN OpenImages (f=8), 8192, GumbelQuantization" (`last.ckpt`) | `/data/healthgpt/models/vqgan_openimages_f8_8192/last.ckpt` |
+# | VL-Health | the HealthGPT authors' release (LLaVA JSON + images) | `/data/healthgpt/vl-health/` |
+#
+# Hugging Face folders are read with `local_files_only=True` and never with `trust_remote_code`;
+# the taming checkpoint is read with `torch.load(weights_only=True)` (or convert it once to
+# safetensors). README "Full runs on GPUs" has the same list.
+#
+# ## Real data: a benchmark in its own format
+#
+# Real data sets arrive in their own formats. `data convert` turns VQA-RAD, SLAKE and PathVQA
+# into the LLaVA records the whole project reads, keeping each data set's closed/open label
+# (PathVQA has none: its closed questions are the yes/no ones). Here, a few questions about
+# virtual patients written in VQA-RAD's own layout stand in for the download:
+
+# %%
+import json
+import shutil
+
+from healthgpt_lite.data.convert import convert_file
+from healthgpt_lite.scale.stand_ins import write_benchmark_source, write_generation_records, write_stand_in_weights
+
+demo = run.artifacts_dir / "scale_demo"
+shutil.rmtree(demo, ignore_errors=True)  # a fresh demo each run
+source, images = write_benchmark_source(demo / "vqa_rad", "vqa-rad", n_patients=4)
+print("VQA-RAD row:", json.loads(source.read_text())[1])
+print(convert_file(source, demo / "vqa_rad_all.json", "vqa-rad", image_root=images))
+print("LLaVA record:", json.loads((demo / "vqa_rad_all.json").read_text())[1])
+
+# %% [markdown]
+# ## The same `fit`, on this laptop
+#
+# `configs/m3_stage1.yaml` itself, with four things swapped: the shapes (`tiny`), the weights
+# (random stand-ins saved in the *real layouts*: a CLIP folder, a Phi3 folder, a taming VQGAN
+# checkpoint), the data (the converted questions; CT→MRI pairs for generation) and the hardware
+# (one CPU, fp32). Everything else (the LightningCLI wiring, weight loading with shape checks,
+# images encoded inline by the frozen ViT, the stage table, saving the stage) is the cluster path.
+
+# %%
+from healthgpt_lite.scale.dry_run import laptop_fit_args, run_fit
+from healthgpt_lite.training.trainer import plot_curves, read_metrics
+
+stand_ins = write_stand_in_weights(cfg, demo / "models", seed=SEED)
+records = {"comprehension": str(demo / "vqa_rad_all.json"), "generation": str(write_generation_records(demo / "vqa_rad"))}
+steps = 2 if PROFILE == "smoke" else 40
+started = time.time()
+cli = run_fit(laptop_fit_args("../configs/m3_stage1.yaml", "stage1_comprehension", stand_ins, records, images,
+                              demo / "artifacts", steps=steps, log_dir=demo / "fit"), quiet=not run.progress)
+print(f"{cli.trainer.global_step} steps in {time.time() - started:.1f} s; "
+      f"ViT inline: {cli.model.model.vision is not None}; stage saved to {cli.trainer.default_root_dir}")
+curves = read_metrics(demo / "fit")
+plot_curves(curves, ["train/loss_comprehension"], title="stage 1 (comprehension) on stand-ins, through `fit`")
+
+# %% [markdown]
+# With random stand-in weights the adapter can only memorise eight answers, and in the `smoke`
+# profile (2 steps) it has barely started: the point is that every piece of the full run
+# executes. (`PROFILE = "cpu"` runs 40 steps and the loss falls as the adapter memorises.)
+#
+# ## Scoring a benchmark
+#
+# The benchmarks' headline is closed-question accuracy (REFERENCE §4: VQA-RAD 73.7 for M3);
+# open questions get exact match and word recall. `benchmark` scores a converted test split,
+# from a trained model or from a file of answers made elsewhere. Here: the 2-step model above,
+# on the converted test split. Its numbers are those of a random model (often an empty answer:
+# it ends its turn at once); the mechanics are real.
+
+# %%
+from healthgpt_lite.eval.benchmarks import evaluate_benchmark, predict
+from healthgpt_lite.model.healthgpt import HealthGPTLite
+
+convert_file(source, demo / "vqa_rad_test.json", "vqa-rad", split="test")
+gpt = HealthGPTLite.from_config(cli.model.cfg, demo / "artifacts", stages=("stage1_comprehension",))  # the fit's config
+test = json.loads((demo / "vqa_rad_test.json").read_text())
+result = evaluate_benchmark(demo / "vqa_rad_test.json", predict(gpt, test, images), demo / "eval")
+print({k: round(v, 2) for k, v in result["scores"].items() if "/" not in k})
+pd.DataFrame(result["rows"])[["question", "answer", "prediction", "question_type"]]
+
+# %% [markdown]
+# ## Summary
+#
+# * On `meta`, the real presets build in about a second and count exactly: M3's comprehension
+#   plugin + projector is 115.5M (released: ~115M), its generation plugin 404.9M (~405M).
+# * Memory per GPU = weights + grads + optimizer states + buffers + activations; frozen weights
+#   cost only their storage. M3 fits DDP on 80 GB GPUs; L14 needs FSDP + activation
+#   checkpointing, except the stage whose row mask FSDP would bypass.
+# * A generation sample is ~1.6k tokens (576 in, 1026 out), a comprehension sample ~0.7k.
+# * Full runs are YAML files for the same LightningCLI `fit`; global batch = per GPU × GPUs ×
+#   nodes × accumulation. Real data is LLaVA JSON, converted from each benchmark's own format.
+# * The whole path (real-layout weights, converted data, inline encoders, the stage artifact,
+#   benchmark scoring) runs here on stand-ins; only the GPUs and the downloads are missing.
+#
+# ## Check your understanding
+#
+# 1. Why is `requires_grad` 664.5M for M3 stage-1 generation although only 467.8M weights move?
+#    *(The row mask: the whole embedding and head, 2 × 40207 × 3072, get gradients and AdamW
+#    states; only their 8195 image rows change.)*
+# 2. Under FSDP, why does H-LoRA make the gradient memory of the *frozen* LLM appear? *(A
+#    wrapped unit holding any trainable weight gets a gradient for its whole flat parameter.)*
+# 3. Activation checkpointing trades what for what? *(It keeps only each layer's input and
+#    recomputes the layer in backward: about one extra forward of compute for activations that
+#    no longer grow with 24h + 8i per layer.)*
+# 4. The L14 stage-3 config has 2 comprehension samples per GPU on 16 GPUs. What accumulation
+#    gives the paper's 128? *(128 / (2 × 16) = 4.)*
+# 5. Which closed-question rule applies to PathVQA, and why not to VQA-RAD? *(Yes/no answers:
+#    PathVQA has no answer-type label; VQA-RAD labels its own, including closed "CT or MRI?" ones.)*
+#
+# **Exercises:** the course's exercises are listed in [exercises/README.md](../exercises/README.md);
+# try changing `train.comp_batch_size` in `configs/m3_stage1.yaml` and predicting the memory
+# column before running `python -m healthgpt_lite plan --config configs/m3_stage1.yaml`.
