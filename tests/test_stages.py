@@ -39,10 +39,14 @@ def test_exactly_the_stage_groups_train(cfg, name):
     expected = {id(p) for g in spec.trains for p in groups[g]}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert trainable == expected
-    for g in GROUPS:  # every other group is frozen (image_rows shares its tensors with embeddings/head)
-        shared = g in ("embeddings", "head", "image_rows") and bool({"embeddings", "head", "image_rows"} & set(spec.trains))
+    vocab = ("embeddings", "head", "image_rows", "llm")  # share the embedding/head tensors
+    for g in GROUPS:  # every other group is frozen
+        shared = g in vocab and bool(set(vocab) & set(spec.trains))
         if g not in spec.trains and not shared:
             assert not any(p.requires_grad for p in groups[g]), f"{g} should be frozen in {name}"
+    emb, head = model.llm.get_input_embeddings().weight, model.llm.get_output_embeddings().weight
+    assert not any(p.requires_grad for p in groups["llm"] if p is not emb and p is not head), \
+        f"HealthGPT never trains the base LLM's layers ({name})"
     opt = module.configure_optimizers()["optimizer"]
     assert [pg["name"] for pg in opt.param_groups] == list(spec.trains)
     for pg in opt.param_groups:
