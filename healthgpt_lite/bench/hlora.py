@@ -87,6 +87,19 @@ def time_steps(v: Variant, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def interleaved_samples(runs: list, repeats: int, device: torch.device, on_repeat=None) -> dict[str, list[float]]:
+    """Seconds per step of each run (anything with ``.name`` and ``.step()``), ``repeats`` samples
+    each; every repeat visits all runs in a rotated order, so drifting load hits them alike."""
+    steps = max(1, round(SAMPLE_S / time_steps(runs[0], 1, device)))
+    samples = {v.name: [] for v in runs}
+    for rep in range(repeats):
+        for v in runs[rep % len(runs):] + runs[:rep % len(runs)]:
+            samples[v.name].append(time_steps(v, steps, device))
+        if on_repeat:
+            on_repeat(rep + 1)
+    return samples
+
+
 @contextlib.contextmanager
 def _quiet_native_stderr():
     """The profiler's C++ side prints status lines straight to file descriptor 2; hide them."""
@@ -131,12 +144,7 @@ def bench_size(cfg: Config, size: str, device: torch.device, log=print) -> list[
     for v in runs:
         for _ in range(b.warmup):
             v.step()
-    steps = max(1, round(SAMPLE_S / time_steps(runs[0], 1, device)))
-    samples = {v.name: [] for v in runs}
-    for rep in range(b.repeats):
-        for v in runs[rep % len(runs):] + runs[:rep % len(runs)]:  # rotated order each repeat
-            samples[v.name].append(time_steps(v, steps, device))
-        log(f"  {size}: repeat {rep + 1}/{b.repeats} done")
+    samples = interleaved_samples(runs, b.repeats, device, lambda rep: log(f"  {size}: repeat {rep}/{b.repeats} done"))
     rows = []
     for v in runs:
         n_params = sum(p.numel() for p in v.params)
