@@ -102,7 +102,6 @@ def step_evaluation(cfg: Config, art: Path, report: Report) -> None:
     check_targets(report)
     from .viz.overview import results_overview
 
-    report.metrics["wall_time_s"] = round(time.time() - report.started, 1)
     report.figure("overview", results_overview(report.metrics),
                   "The results at a glance (docs/figures/results_overview.png in the README is this figure).")
 

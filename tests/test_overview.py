@@ -10,7 +10,7 @@ def test_bars_are_the_metrics():
            "report2image": {"model": {"ssim": 0.8}, "vq_ceiling": {"ssim": 0.95},
                             "probe": {"generated": {"count": 0.3, "all": 0.2}, "real_ceiling": {"count": 1.0, "all": 0.9}}}}
     metrics = {"comprehension": {"closed": 0.81, "open": 0.42, "report/bleu4": 0.3}, "generation": gen,
-               "config": {"preset": "tiny", "profile": "cpu"}, "wall_time_s": 600}
+               "config": {"preset": "tiny", "profile": "cpu"}}
     comp, generation, probe = results_overview(metrics).axes
     assert [round(p.get_height(), 2) for p in comp.patches] == [0.81, 0.42, 0.3]
     heights = [p.get_height() for p in generation.patches]  # model bars, then baselines, then ceilings
