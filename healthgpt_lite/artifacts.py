@@ -92,6 +92,22 @@ def read_meta(path: str | Path, name: str | None = None, preset: str | None = No
     return meta
 
 
+def read_safetensors(path: str | Path) -> dict:
+    """The tensors of a safetensors file; ``InputError`` naming the file when it is missing,
+    truncated or not safetensors at all (never pickle: nothing here can run code)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .errors import InputError
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (SafetensorError, OSError) as e:
+        raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+
+
 def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifacts_dir: str | Path | None = None,
                  force: bool = False, extra: dict | None = None, **meta_extra) -> Path:
     """Return the artifact for ``cfg``; call ``make(path)`` to create it when absent.

@@ -103,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return _dispatch(args)
+        if argv[:1] == ["fit"]:  # LightningCLI parses its own arguments (and its --help)
+            from .training.cli import main as fit_main
+
+            fit_main(argv)
+            return 0
+        return _dispatch(build_parser().parse_args(argv))
     except HealthGPTLiteError as e:  # bad input: one clear line, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -114,11 +119,6 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args) -> int:
     from .config import build_config
 
-    if args.command == "fit":
-        from .training.cli import main as fit_main
-
-        fit_main(["fit", *args.lightning_args])
-        return 0
     if args.command == "reproduce":
         from .reproduce import reproduce
         from .reproduce_qilin import reproduce_qilin

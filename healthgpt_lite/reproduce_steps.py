@@ -100,6 +100,10 @@ def step_evaluation(cfg: Config, art: Path, report: Report) -> None:
         cols.update({"generated": list(smp["outputs"]), "target": list(smp["targets"])})
         report.figure(f"samples_{task}", image_grid(cols, title=task), f"{task}: test patients.")
     check_targets(report)
+    from .viz.overview import results_overview
+
+    report.figure("overview", results_overview(report.metrics),
+                  "The results at a glance (docs/figures/results_overview.png in the README is this figure).")
 
 
 def check_targets(report: Report) -> None:

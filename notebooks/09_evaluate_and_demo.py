@@ -134,18 +134,18 @@ from healthgpt_lite.viz import widgets as demo
 
 patients = sorted({r["patient"] for r in load_records(data_dir / "test.json")})
 print(demo.ask(gpt, data_dir, patients[0], "ct", "How many lesions are there?"))
-widgets.interact(lambda patient, modality, question: print(demo.ask(gpt, data_dir, patient, modality, question)),
-                 patient=patients, modality=["ct", "mri", "xray"], question="Where is the largest lesion located?")
+_ = widgets.interact(lambda patient, modality, question: print(demo.ask(gpt, data_dir, patient, modality, question)),
+                     patient=patients, modality=["ct", "mri", "xray"], question="Where is the largest lesion located?")
 
 # %%
 display(demo.convert(gpt, data_dir, patients[0], "CT -> MRI"))
-widgets.interact(lambda patient, direction: display(demo.convert(gpt, data_dir, patient, direction)),
-                 patient=patients, direction=list(demo.CONVERSIONS))
+_ = widgets.interact(lambda patient, direction: display(demo.convert(gpt, data_dir, patient, direction)),
+                     patient=patients, direction=list(demo.CONVERSIONS))
 
 # %%
 display(demo.upscale(gpt, data_dir, patients[0], "mri"))
-widgets.interact(lambda patient, modality: display(demo.upscale(gpt, data_dir, patient, modality)),
-                 patient=patients, modality=["ct", "mri"])
+_ = widgets.interact(lambda patient, modality: display(demo.upscale(gpt, data_dir, patient, modality)),
+                     patient=patients, modality=["ct", "mri"])
 
 # %% [markdown]
 # Inside the comprehension plugin: for each token, how much each of the k experts contributes
@@ -153,8 +153,8 @@ widgets.interact(lambda patient, modality: display(demo.upscale(gpt, data_dir, p
 
 # %%
 display(demo.router_figure(gpt, data_dir, patients[0], "ct", "How many lesions are there?"))
-widgets.interact(lambda patient, modality, question: display(demo.router_figure(gpt, data_dir, patient, modality, question)),
-                 patient=patients, modality=["ct", "mri", "xray"], question="How many lesions are there?")
+_ = widgets.interact(lambda patient, modality, question: display(demo.router_figure(gpt, data_dir, patient, modality, question)),
+                     patient=patients, modality=["ct", "mri", "xray"], question="How many lesions are there?")
 
 # %% [markdown]
 # ## Real scans

@@ -133,7 +133,10 @@ def _find_config(artifacts_dir: Path, profile: str | None, preset: str | None) -
 
     candidates = []
     for meta_path in sorted(artifacts_dir.glob("stage3_generation-*/meta.json")):
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a damaged artifact is never taken for a trained model
         if (profile is None or meta["profile"] == profile) and (preset is None or meta["preset"] == preset):
             candidates.append((meta_path.stat().st_mtime, meta))
     if not candidates:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data.tokenizer import ImageTokenIds
+from ..errors import InputError
 from .multimodal import SequenceLayout, splice_visual_tokens
 
 TASKS = ("comprehension", "generation")
@@ -38,7 +39,7 @@ class HealthGPTModel(nn.Module):
         from ..lora import set_task
 
         if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+            raise InputError(f"unknown task {task!r}; choose one of {TASKS}")
         if self.has_plugins:
             set_task(self.llm, self.plugin_of_task[task])
         self.task = task

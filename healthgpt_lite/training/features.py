@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from ..artifacts import atomic_save_safetensors, atomic_write_json, load_or_make
+from ..artifacts import atomic_save_safetensors, atomic_write_json, load_or_make, read_safetensors
 from ..config import Config
 from ..data.generate import SPLITS, ensure_dataset
 from ..data.io import load_image
@@ -44,7 +43,7 @@ class FeatureStore:
 
     @staticmethod
     def load(path: Path) -> "FeatureStore":
-        t = load_file(str(path / "features.safetensors"))
+        t = read_safetensors(path / "features.safetensors")
         index = json.loads((path / "index.json").read_text())
         return FeatureStore(index["rows"], t["comp"], t["gen"], index["code_rows"], t["codes"])
 

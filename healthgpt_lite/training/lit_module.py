@@ -56,10 +56,8 @@ class HealthGPTLitModule(L.LightningModule):
         self.model, self.spec, self.seed = model, spec, seed
         self.total_steps, self.lr_scale, self.warmup_fraction = total_steps, lr_scale, warmup_fraction
         self._hooks = freeze_for_stage(model, spec)
+        model.train()  # HF loads models in eval mode; the plugins' dropout must be on (from step 0)
         self.strict_loading = False  # checkpoints hold only what trains (see on_save_checkpoint)
-
-    def on_train_start(self) -> None:
-        self.model.train()  # HF loads models in eval mode; the plugins' dropout must be on
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         torch.manual_seed(step_seed(self.seed, self.global_step))  # dropout masks fixed by the step

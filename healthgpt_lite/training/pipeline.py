@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from ..artifacts import artifact_dir, atomic_save_safetensors, data_dir_for, load_or_make, read_meta
+from ..artifacts import artifact_dir, atomic_save_safetensors, data_dir_for, load_or_make, read_meta, read_safetensors
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.tokenizer import image_token_ids, tokenizer_for
@@ -74,7 +73,7 @@ def apply_stage(model: nn.Module, path: Path, cfg: Config, name: str, hint: str 
     """Overlay a stage's trained tensors; refuses a stage made for another preset, or tensors
     whose names or shapes do not fit this model. ``hint``: what makes the stage."""
     read_meta(path, name, cfg.preset, hint.format(name=name))
-    tensors = load_file(str(path / "trained.safetensors"))
+    tensors = read_safetensors(path / "trained.safetensors")
     own = dict(model.named_parameters())
     unknown = [k for k in tensors if k not in own]
     wrong = [k for k in tensors if k in own and own[k].shape != tensors[k].shape]
@@ -97,6 +96,9 @@ def stages_before(name: str) -> list[str]:
 
 
 def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision: bool = False, tokenizer=None) -> HealthGPTModel:
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise InputError(f"unknown stage {unknown[0]!r}; choose one of {list(ORDER)}")
     model = build_model(cfg, tokenizer, artifacts_dir, with_vision)
     for s in stages:
         apply_stage(model, stage_path(cfg, s, artifacts_dir), cfg, s)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..artifacts import read_safetensors
 from ..config import VQConfig
 from ..errors import InputError
 from .vqgan import VQGAN
@@ -29,13 +30,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise InputError(f"{path}: VQGAN checkpoint not found (vq.pretrained_path)")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(path)
-        except (SafetensorError, OSError) as e:
-            raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+        state = read_safetensors(path)
     else:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
