@@ -44,16 +44,25 @@ def reproduce_qilin(cfg: Config, artifacts_dir: str | Path | None = None, out_di
     report.table(result["stages"])
     report.metrics["stages"] = result["stages"]
 
-    report.section("2. Chinese test records", "Closed: accuracy; open: normalised exact match; reports: "
-                   "BLEU-4 / ROUGE-L per character. Trainable weights of the instruction-tuning stage; wall time "
-                   "of both stages (measured on a shared machine: compare ms/step within this run only).")
+    report.section("2. Chinese test records", "Closed questions: accuracy; open ones: normalised exact match. "
+                   "Trainable weights of the instruction-tuning stage; `train s`: wall time of both stages in this "
+                   "run (a shared machine: noisy); `step ms`: one instruction-tuning step of each recipe, the two "
+                   "interleaved on the same batch (median).")
     report.table(result["summary"])
     report.metrics["summary"], report.metrics["scores"] = result["summary"], result["scores"]
+    report.text("One instruction-tuning step: its peak memory and the training state of the trained weights "
+                "(fp32 weight, gradient, AdamW m and v: 16 bytes each):")
+    report.table(result["costs"])
+    report.metrics["costs"] = result["costs"]
     runs = {name: read_metrics(paths[rec.stages[1].name]) for name, rec, paths in
             (("Qilin stage 2 (full fine-tune)", recipes[0], result["paths"]["qilin"]),
              ("HealthGPT stage 3 (H-LoRA)", recipes[1], result["paths"]["healthgpt_zh"]))}
     report.figure("qilin_curves", overlay_curves(runs, "val/loss_comprehension", "instruction tuning: validation loss"),
                   "Validation loss of the instruction-tuning stage of both recipes (same steps, same data).")
+    report.text("The same two stages at HealthGPT-M3's shapes (Phi-3-mini + CLIP-L/14, meta device; memory per GPU "
+                "on 8 GPUs, bf16-mixed, activation checkpointing; `scale/memory.py`):")
+    report.table(result["scale"])
+    report.metrics["scale"] = result["scale"]
 
     report.section("3. Answers side by side")
     report.table(result["answers"])

@@ -5,7 +5,9 @@ Both recipes are trained (or loaded) at the same step budget on the same Chinese
 
 * **accuracy**: closed-question accuracy, open-question exact match, report BLEU-4 / ROUGE-L on
   the Chinese test records (``evaluate_comprehension(..., lang="zh")``);
-* **cost**: trainable weights and wall time of each stage;
+* **cost**: trainable weights, wall time of each stage, the time and memory of one
+  instruction-tuning step measured side by side, and the same at HealthGPT-M3's size
+  (``recipe_costs.py``);
 * **what the LLM kept**: how far each recipe moved the base LLM's own weights, and the base LLM's
   next-token loss on English text it was pretrained on (a skill neither recipe trains): a full
   fine-tune changes it, a plugin leaves the base exactly as it was (switch the plugin off and
@@ -99,27 +101,31 @@ def forgetting_rows(cfg: Config, artifacts_dir, data_dir: Path, n_texts: int = 1
 def compare_recipes(cfg: Config, artifacts_dir=None, data_dir=None, progress: bool = False, split: str = "test") -> dict:
     """Load-or-train both recipes and measure them on the Chinese records of ``split``.
 
-    Returns ``{"stages": [...], "summary": [...], "answers": [...], "forgetting": [...],
+    Returns ``{"stages", "summary", "answers", "forgetting", "costs", "scale": [rows],
     "paths": {recipe: {stage: Path}}, "scores": {recipe: scores}}``."""
     from ..training.pipeline import ensure_prerequisites
     from ..training.qilin import ensure_recipe, recipe_lite
+    from .recipe_costs import scale_costs, step_costs
 
     data_dir = ensure_prerequisites(cfg, artifacts_dir, data_dir, progress)
     paths = {name: ensure_recipe(cfg, name, artifacts_dir, data_dir, progress) for name in RECIPE_ORDER}
     stages = stage_rows(paths)
     results = {name: evaluate_comprehension(recipe_lite(cfg, name, artifacts_dir), data_dir, split, progress=progress,
                                             lang="zh") for name in RECIPE_ORDER}
+    costs = {row["recipe"]: row for row in step_costs(cfg, RECIPE_ORDER, data_dir, artifacts_dir)}
     summary = []
     for name in RECIPE_ORDER:
-        s, mine = results[name]["scores"], [r for r in stages if r["recipe"] == SHORT[name]]
-        seconds, steps = sum(r["train s"] for r in mine), sum(r["steps"] for r in mine)
+        s, mine, c = results[name]["scores"], [r for r in stages if r["recipe"] == SHORT[name]], costs[name]
         summary.append({"recipe": SHORT[name], "closed acc": s.get("closed", float("nan")),
-                        "open EM": s.get("open", float("nan")), "report BLEU-4": s.get("report/bleu4", float("nan")),
-                        "report ROUGE-L": s.get("report/rougeL_f1", float("nan")),
-                        "trainable params (stage 2)": mine[-1]["trainable params"], "steps": steps,
-                        "train s": round(seconds, 1), "ms/step": round(1000 * seconds / max(steps, 1), 1)})
+                        "open EM": s.get("open", float("nan")), "trainable params": c["trainable params"],
+                        "steps": sum(r["steps"] for r in mine), "train s (this run)": round(sum(r["train s"] for r in mine), 1),
+                        "step ms": c["step ms"], "step time vs HealthGPT": c["time vs last"]})
+    def named(rows: list[dict]) -> list[dict]:
+        return [{**row, "recipe": SHORT[row["recipe"]]} for row in rows]
+
     return {"stages": stages, "summary": summary, "answers": side_by_side(results),
-            "forgetting": forgetting_rows(cfg, artifacts_dir, data_dir), "paths": paths,
+            "forgetting": forgetting_rows(cfg, artifacts_dir, data_dir), "costs": named(list(costs.values())),
+            "scale": named(scale_costs(RECIPE_ORDER)), "paths": paths,
             "scores": {name: results[name]["scores"] for name in RECIPE_ORDER}}
 
 

@@ -91,8 +91,9 @@ class MetaBuild:
     vocabulary: PlannedVocabulary
 
 
-def build_meta_model(cfg: Config) -> MetaBuild:
-    """Instantiate the preset's full model on ``meta``: the same ``build_model`` as a real run."""
+def build_meta_model(cfg: Config, plugins: bool = True) -> MetaBuild:
+    """Instantiate the preset's full model on ``meta``: the same ``build_model`` as a real run.
+    ``plugins=False``: Qilin-Med-VL's LLaVA-style model (no plugins, no image vocabulary, no VQGAN)."""
     from ..model.llm import build_llm
     from ..training.pipeline import build_model
     from ..vision import HVPEncoder
@@ -107,9 +108,9 @@ def build_meta_model(cfg: Config) -> MetaBuild:
     with torch.device("meta"):
         shapes_only = dataclasses.replace(cfg.llm, pretrained_path=None)  # the shapes, never the download
         base = build_llm(shapes_only, vocab.base.embedding_rows, pad_token_id=vocab.pad_token_id)
-        model = build_model(cfg, tokenizer=vocab, base_llm=base)  # vocabulary + plugins + adapters
+        model = build_model(cfg, tokenizer=vocab, base_llm=base, plugins=plugins)  # vocabulary + plugins + adapters
         model.vision = HVPEncoder.from_config(cfg.vision)  # CLIP ViT-L/14-336, frozen
-        vq = VQGAN(cfg.vq).requires_grad_(False)  # frozen, as VQTokenizer keeps it
+        vq = VQGAN(cfg.vq).requires_grad_(False) if plugins else nn.Identity()  # frozen, as VQTokenizer keeps it
     return MetaBuild(model, vq, vocab)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import Config
 from ..training.lit_module import freeze_for_stage, trainable_parameter_count
-from ..training.stages import ORDER, STAGES
+from ..training.stages import ORDER, STAGES, StageSpec
 from .memory import MemoryEstimate, ModelCounts, count_for_fsdp, estimate_memory
 from .meta import MetaBuild, build_meta_model, count
 
@@ -56,10 +56,11 @@ def micro_batches(cfg: Config) -> dict[str, int]:
     return {"comprehension": cfg.train.comp_batch_size, "generation": cfg.train.gen_batch_size}
 
 
-def stage_counts(built: MetaBuild, name: str) -> ModelCounts:
-    """P, T and the FSDP unit sizes with ``requires_grad`` set as stage ``name`` sets it."""
+def stage_counts(built: MetaBuild, name: str | StageSpec) -> ModelCounts:
+    """P, T and the FSDP unit sizes with ``requires_grad`` set as stage ``name`` (or a
+    ``StageSpec`` of another recipe, e.g. Qilin-Med-VL's) sets it."""
     model = built.model
-    for h in freeze_for_stage(model, STAGES[name]):
+    for h in freeze_for_stage(model, STAGES[name] if isinstance(name, str) else name):
         h.remove()
     counts = count_for_fsdp(nn.ModuleList([model, built.vq]), model.llm.config, len(built.vocabulary))
     model.requires_grad_(False)  # leave the shared meta model frozen

@@ -123,10 +123,12 @@ def ensure_clip_lite(cfg: Config, artifacts_dir: str | Path | None = None, data_
         data = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data, progress=progress)
         module = train_clip_lite(cfg, data, path / "run", progress=progress)
         clip = module.clip.cpu().float().eval()
+        bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
         clip.save_pretrained(path / "clip")
         clip.vision_model.save_pretrained(path / "vision")
-        hf_logging.enable_progress_bar()
+        if bars:  # restore, never switch on bars a caller (a smoke notebook) switched off
+            hf_logging.enable_progress_bar()
         shutil.rmtree(path / "run" / "checkpoints", ignore_errors=True)  # resume-only; safetensors stay
         test = load_captioned_images(data, "test", cfg.vision.image_size)
         return {"retrieval": evaluate_retrieval(clip, load_tokenizer(cfg.llm.tokenizer_path), test, cfg)}
@@ -145,11 +147,13 @@ def load_clip_lite(cfg: Config, artifacts_dir: str | Path | None = None) -> CLIP
     """The whole CLIP-lite (both towers), in eval mode, for zero-shot retrieval."""
     from transformers.utils import logging as hf_logging
 
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
         return CLIPModel.from_pretrained(str(clip_lite_path(cfg, artifacts_dir) / "clip"), local_files_only=True).eval()
     finally:
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_vision_encoder(cfg: Config, artifacts_dir: str | Path | None = None) -> HVPEncoder:

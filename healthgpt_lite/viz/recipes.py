@@ -46,16 +46,12 @@ def recipe_grid_figure(recipes, counts: dict[str, int] | None = None) -> Figure:
     return fig
 
 
-def overlay_curves(runs: dict[str, "object"], key: str, title: str = "", logy: bool = True) -> Figure:
-    """``key`` (a column of ``read_metrics``) of several runs against the step, on one axis."""
-    fig = Figure(figsize=(6, 3.2))
-    ax = fig.add_subplot()
-    for label, df in runs.items():
-        if key in df:
-            d = df[["step", key]].dropna()
-            ax.plot(d["step"], d[key], marker="." if len(d) < 30 else None, label=label)
-    ax.set_xlabel("step"), ax.set_ylabel(key), ax.set_title(title), ax.grid(alpha=0.3), ax.legend()
-    if logy:
-        ax.set_yscale("log")
-    fig.tight_layout()
-    return fig
+def overlay_curves(runs: dict[str, "pd.DataFrame"], key: str, title: str = "", logy: bool = True) -> Figure:
+    """``key`` (a column of ``read_metrics``) of several runs against the step, on one axis:
+    ``plot_curves`` with one column per run."""
+    import pandas as pd
+
+    from ..training.trainer import plot_curves
+
+    frames = [df[["step", key]].rename(columns={key: label}) for label, df in runs.items() if key in df]
+    return plot_curves(pd.concat(frames, ignore_index=True), list(runs), title=title, logy=logy)
