@@ -110,6 +110,22 @@ def test_two_step_qilin_run_loads_back_and_refuses_another_preset(shared_artifac
         recipe_model(cfg, "qilin", None, other)
 
 
+def test_unknown_recipe_or_stage_is_named():
+    with pytest.raises(InputError, match="unknown recipe 'llava'"):
+        recipe("llava")
+    with pytest.raises(InputError, match="recipe 'qilin' has no stage 'stage3'"):
+        run_recipe_stage(build_config("tiny", "smoke"), "qilin", "stage3")
+
+
+def test_at_m3_size_the_full_fine_tune_trains_the_whole_llm():
+    from healthgpt_lite.eval.recipe_costs import scale_costs
+
+    qilin, healthgpt = scale_costs(("qilin", "healthgpt_zh"))
+    assert qilin["trainable params"] > 3.5e9  # Phi-3-mini's 3.8B weights (+ the projector)
+    assert healthgpt["trainable params"] == pytest.approx(115e6, rel=0.02)  # the released comprehension plugin
+    assert qilin["DDP GiB/GPU"] > 2 * healthgpt["DDP GiB/GPU"]  # gradients + AdamW state for every weight
+
+
 def test_cli_recipe_flag(monkeypatch):
     parser = build_parser()
     assert parser.parse_args(["reproduce"]).recipe == "healthgpt"
