@@ -62,7 +62,7 @@ class StageModule(HealthGPTLitModule):
 
             self.vq_model = load_vq_tokenizer(cfg, artifacts_dir).model  # frozen; moves with the module
         if activation_checkpointing:
-            model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     def setup(self, stage: str) -> None:
         from lightning.pytorch.strategies import FSDPStrategy
