@@ -1,6 +1,7 @@
 """``python -m healthgpt_lite`` / ``healthgpt-lite``: the project's command line.
 
     healthgpt-lite reproduce                      the end-to-end pipeline (cpu profile) -> results/
+    healthgpt-lite reproduce --ablations          the paper's ablations in miniature -> results/ablations.md
     healthgpt-lite fit --config configs/tiny_cpu.yaml --model.stage stage2   one stage, LightningCLI
     healthgpt-lite data generate --out DIR        a VL-Health-lite data set (--profile/--set)
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(rep)
     rep.add_argument("--artifacts", default=None, help="artifacts folder (default: ./artifacts)")
     rep.add_argument("--out", default="results")
+    rep.add_argument("--ablations", action="store_true",
+                     help="the paper's ablations in miniature (PEFT, experts, three stages vs mixed, HVP, task "
+                          "conflict) -> ablations.md / ablations.json (notebook 10)")
 
     data = sub.add_parser("data", help="make data sets, the committed sample and the tokenizer")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -119,6 +123,11 @@ def _dispatch(args) -> int:
         from .reproduce import reproduce
 
         cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+        if args.ablations:
+            from .ablations.report import reproduce_ablations
+
+            reproduce_ablations(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
+            return 0
         reproduce(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
         return 0
     if args.command == "data":

@@ -23,8 +23,12 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, f
 
 
 class Report:
-    def __init__(self, out_dir: str | Path, title: str = "healthgpt_lite: reproduction report"):
+    """``markdown`` / ``metrics``: the file names in ``out_dir`` (e.g. ``qilin.md`` / ``qilin.json``)."""
+
+    def __init__(self, out_dir: str | Path, title: str = "healthgpt_lite: reproduction report",
+                 markdown: str = "REPORT.md", metrics: str = "metrics.json"):
         self.out = Path(out_dir)
+        self.markdown_name, self.metrics_name = markdown, metrics
         (self.out / "figures").mkdir(parents=True, exist_ok=True)
         self.title = title
         self.parts: list[str] = []
@@ -53,6 +57,6 @@ class Report:
     def write(self) -> Path:
         self.metrics["wall_time_s"] = round(time.time() - self.started, 1)
         body = f"# {self.title}\n\n" + "\n".join(self.parts)
-        atomic_write_bytes(self.out / "REPORT.md", body.encode())
-        atomic_write_json(self.out / "metrics.json", self.metrics)
-        return self.out / "REPORT.md"
+        atomic_write_bytes(self.out / self.markdown_name, body.encode())
+        atomic_write_json(self.out / self.metrics_name, self.metrics)
+        return self.out / self.markdown_name

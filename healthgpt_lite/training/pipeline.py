@@ -23,7 +23,7 @@ from ..model.unified import HealthGPTModel
 from ..model.vocab import extend_vocabulary
 from .features import FeatureStore, ensure_features
 from .llm_pretrain import load_base_llm
-from .stages import ORDER, STAGES
+from .stages import ORDER, STAGES, StageSpec
 
 STAGE_HINT = "`python -m healthgpt_lite fit --stage {name}` or notebooks 06-08 (or `make reproduce`)"
 
@@ -65,11 +65,11 @@ def stage_path(cfg: Config, name: str, artifacts_dir=None) -> Path:
     return artifact_dir(cfg, name, MODEL_SECTIONS, artifacts_dir, stage_key(cfg, name))
 
 
-def apply_stage(model: nn.Module, path: Path, cfg: Config, name: str) -> None:
+def apply_stage(model: nn.Module, path: Path, cfg: Config, name: str, keep=None) -> None:
     """Overlay a stage's trained tensors; refuses a stage made for another preset, or tensors
-    whose names or shapes do not fit this model."""
+    whose names or shapes do not fit this model. ``keep(name)``: overlay only these tensors."""
     read_meta(path, name, cfg.preset, STAGE_HINT.format(name=name))
-    tensors = read_safetensors(path / "trained.safetensors")
+    tensors = {k: v for k, v in read_safetensors(path / "trained.safetensors").items() if keep is None or keep(k)}
     own = dict(model.named_parameters())
     unknown = [k for k in tensors if k not in own]
     wrong = [k for k in tensors if k in own and own[k].shape != tensors[k].shape]
@@ -103,10 +103,6 @@ def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision:
 
 def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
     """Load-or-train one stage; resumes from its last checkpoint after an interruption."""
-    from .datamodule import StageDataModule
-    from .lit_module import HealthGPTLitModule, trainable_parameter_count
-    from .trainer import last_checkpoint, make_trainer
-
     if name not in STAGES:
         raise InputError(f"unknown stage {name!r}; choose one of {list(ORDER)}")
     spec = STAGES[name]
@@ -115,27 +111,42 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
     def make(path: Path) -> dict:
         tokenizer = tokenizer_for(cfg)
         model = model_after(cfg, stages_before(name), artifacts_dir, tokenizer=tokenizer)
-        store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
-        t = cfg.train
-        steps = getattr(t, f"{name}_steps")
-        dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
-                             {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
-                             sample_per_task=t.stage2_samples if spec.stage == "stage2" else None,
-                             val_per_task=64 if cfg.profile != "smoke" else 4)
-        module = HealthGPTLitModule(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
-        trainer = make_trainer(path, steps, t, progress, val_check_interval=max(1, steps // 5))
-        started = time.time()
-        trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
-        if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
-            raise InputError(f"{name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
-                             f"from {path / 'checkpoints' / 'last.ckpt'}")
-        atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        return {"stage": name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
-                "train_seconds": round(time.time() - started, 1),
-                "trainable_parameters": trainable_parameter_count(model, spec)}
+        return fit_stage(cfg, spec, model, getattr(cfg.train, f"{name}_steps"), path, tokenizer, data_dir,
+                         artifacts_dir, progress,
+                         sample_per_task=cfg.train.stage2_samples if spec.stage == "stage2" else None)
 
     return load_or_make(cfg, name, MODEL_SECTIONS, make, artifacts_dir, extra=stage_key(cfg, name))
+
+
+def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, path: Path, tokenizer, data_dir: Path,
+              artifacts_dir=None, progress: bool = False, sample_per_task: int | None = None,
+              store: FeatureStore | None = None, module_cls=None, val_every: int | None = None) -> dict:
+    """Train ``model`` as ``spec`` says for ``steps`` into ``path`` (resuming from its last
+    checkpoint), save the trained tensors; returns the stage's metadata. Every recipe's stages
+    train through here. ``store``: features to train on (default: this config's cache);
+    ``module_cls``: a ``HealthGPTLitModule`` variant (the ablations' mixed-task module);
+    ``val_every``: steps between validations (default: five in the run)."""
+    from .datamodule import StageDataModule
+    from .lit_module import HealthGPTLitModule, trainable_parameter_count
+    from .trainer import last_checkpoint, make_trainer
+
+    store = store or FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
+    t = cfg.train
+    dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
+                         {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
+                         sample_per_task=sample_per_task, val_per_task=64 if cfg.profile != "smoke" else 4)
+    module = (module_cls or HealthGPTLitModule)(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
+    trainer = make_trainer(path, steps, t, progress, val_check_interval=val_every or max(1, steps // 5))
+    started = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
+    if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
+        raise InputError(f"{spec.name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
+                         f"from {path / 'checkpoints' / 'last.ckpt'}")
+    atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"stage": spec.name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
+            "train_seconds": round(time.time() - started, 1),
+            "trainable_parameters": trainable_parameter_count(model, spec)}
 
 
 def ensure_prerequisites(cfg: Config, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
