@@ -2,6 +2,7 @@
 
     healthgpt-lite reproduce                      the end-to-end pipeline (cpu profile) -> results/
     healthgpt-lite reproduce --recipe qilin       Qilin-Med-VL's recipe beside HealthGPT -> results/qilin.md
+    healthgpt-lite reproduce --ablations          the paper's ablations in miniature -> results/ablations.md
     healthgpt-lite fit --config configs/tiny_cpu.yaml --model.stage stage2   one stage, LightningCLI
     healthgpt-lite data generate --out DIR        a VL-Health-lite data set (--profile/--set)
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--recipe", choices=["healthgpt", "qilin"], default="healthgpt",
                      help="healthgpt: the three-stage pipeline (REPORT.md); qilin: Qilin-Med-VL's two-stage "
                           "recipe beside HealthGPT's comprehension plugin on the Chinese records (qilin.md)")
+    rep.add_argument("--ablations", action="store_true",
+                     help="the paper's ablations in miniature (PEFT, experts, three stages vs mixed, HVP, task "
+                          "conflict) -> ablations.md / ablations.json (notebook 10)")
 
     data = sub.add_parser("data", help="make data sets, the committed sample and the tokenizer")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -124,6 +128,11 @@ def _dispatch(args) -> int:
         from .reproduce_qilin import reproduce_qilin
 
         cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+        if args.ablations:
+            from .ablations.report import reproduce_ablations
+
+            reproduce_ablations(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
+            return 0
         run = reproduce_qilin if args.recipe == "qilin" else reproduce
         run(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
         return 0

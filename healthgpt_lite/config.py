@@ -219,6 +219,22 @@ class QilinConfig:
 
 
 @dataclass
+class AblationConfig:
+    """``reproduce --ablations`` / notebook 10: the paper's ablations in miniature (REFERENCE
+    section 4). Every row of a table gets the same data, seeds, steps and total rank."""
+
+    step_fraction: float = 0.25  # each ablation stage trains this fraction of its train.*_steps (>= 1 step)
+    seeds: int = 2  # seeds cfg.seed, cfg.seed + 1, ... for the tables whose differences are small
+    experts: tuple[int, ...] = (2, 4, 8)  # k of MoELoRA and H-LoRA (paper Table 10)
+    gen_mix: tuple[float, ...] = (0.0, 0.5, 1.0)  # task conflict: generation batches per comprehension batch
+    comp_limit: int | None = None  # test comprehension records scored per run (None: all)
+    gen_limit: int | None = 32  # test records per generation task scored per run (None: all; 0: none, SSIM not scored)
+    # CPU threads while training and scoring (0: torch's default). One: the tiny model's matmuls gain
+    # nothing from a second thread, and on a shared 2-core machine two were 17x slower (measured).
+    threads: int = 1
+
+
+@dataclass
 class Config:
     preset: str = "tiny"
     profile: str = "smoke"
@@ -231,6 +247,7 @@ class Config:
     bench: BenchConfig = field(default_factory=BenchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     qilin: QilinConfig = field(default_factory=QilinConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -312,6 +329,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train.comp_batch_size": 4, "train.gen_batch_size": 2, "train.stage2_samples": 16,
         "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 8,
         "qilin.stage1_steps": 3, "qilin.stage2_steps": 3,
+        "ablation.step_fraction": 0.34, "ablation.seeds": 1, "ablation.comp_limit": 8, "ablation.gen_limit": 0,
     },
     "cpu": {
         "data.n_patients": 240,
@@ -415,6 +433,9 @@ def validate(cfg: Config) -> None:
     for layer, name in ((v.gen_layer, "gen_layer"), (v.comp_layer, "comp_layer")):
         if not -(v.num_layers + 1) <= layer <= v.num_layers:
             raise ConfigError(f"vision.{name}={layer} is not a hidden-state index of a {v.num_layers}-layer ViT")
+    if not 0 < cfg.ablation.step_fraction <= 1 or cfg.ablation.seeds < 1:
+        raise ConfigError(f"ablation.step_fraction={cfg.ablation.step_fraction} must lie in (0, 1] and "
+                          f"ablation.seeds={cfg.ablation.seeds} must be >= 1")
     if not 0 < cfg.data.val_fraction + cfg.data.test_fraction < 1:
         raise ConfigError("data.val_fraction + data.test_fraction must lie in (0, 1)")
     if cfg.data.image_size % cfg.data.sr_factor:

@@ -34,10 +34,13 @@ def _batches(items: list, size: int):
 
 
 def evaluate_comprehension(gpt, data_dir: Path, split: str = "test", limit: int | None = None,
-                           batch_size: int = 32, progress: bool = False, lang: str | None = None) -> dict:
-    """Answers to every comprehension record of ``split`` (only those in ``lang`` if given) and their scores."""
-    records = [r for r in load_records(data_dir / f"{split}.json")
-               if r["task_type"] == "comprehension" and (lang is None or r["lang"] == lang)][:limit]
+                           batch_size: int = 32, progress: bool = False, lang: str | None = None,
+                           question_types: tuple[str, ...] | None = None) -> dict:
+    """Answers to the comprehension records of ``split`` (only those in ``lang`` and of
+    ``question_types`` if given) and their scores."""
+    records = [r for r in load_records(data_dir / f"{split}.json") if r["task_type"] == "comprehension"
+               and (lang is None or r["lang"] == lang)
+               and (question_types is None or r["question_type"] in question_types)][:limit]
     rows = []
     chunks = list(_batches(records, batch_size))
     if progress:
@@ -61,9 +64,9 @@ def evaluate_comprehension(gpt, data_dir: Path, split: str = "test", limit: int 
 
 @torch.no_grad()
 def evaluate_generation(gpt, data_dir: Path, split: str = "test", limit: int | None = None, probe=None,
-                        batch_size: int = 16, progress: bool = False) -> dict:
-    """Per task: model, baseline and VQ-ceiling scores, plus a few (input, output, target) samples."""
-    records = [r for r in load_records(data_dir / f"{split}.json") if r["task"] in GENERATION_EVAL_TASKS]
+                        batch_size: int = 16, progress: bool = False, tasks: tuple[str, ...] = GENERATION_EVAL_TASKS) -> dict:
+    """Per task (of ``tasks``): model, baseline and VQ-ceiling scores, plus a few (input, output, target) samples."""
+    records = [r for r in load_records(data_dir / f"{split}.json") if r["task"] in tasks]
     by_task = defaultdict(list)
     for r in records:
         by_task[r["task"]].append(r)

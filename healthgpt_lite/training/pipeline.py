@@ -69,11 +69,12 @@ def stage_path(cfg: Config, name: str, artifacts_dir=None) -> Path:
     return artifact_dir(cfg, name, MODEL_SECTIONS, artifacts_dir, stage_key(cfg, name))
 
 
-def apply_stage(model: nn.Module, path: Path, cfg: Config, name: str, hint: str = STAGE_HINT) -> None:
+def apply_stage(model: nn.Module, path: Path, cfg: Config, name: str, hint: str = STAGE_HINT, keep=None) -> None:
     """Overlay a stage's trained tensors; refuses a stage made for another preset, or tensors
-    whose names or shapes do not fit this model. ``hint``: what makes the stage."""
+    whose names or shapes do not fit this model. ``hint``: what makes the stage; ``keep(name)``:
+    overlay only these tensors."""
     read_meta(path, name, cfg.preset, hint.format(name=name))
-    tensors = read_safetensors(path / "trained.safetensors")
+    tensors = {k: v for k, v in read_safetensors(path / "trained.safetensors").items() if keep is None or keep(k)}
     own = dict(model.named_parameters())
     unknown = [k for k in tensors if k not in own]
     wrong = [k for k in tensors if k in own and own[k].shape != tensors[k].shape]
@@ -123,21 +124,24 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
 
 
 def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, path: Path, tokenizer, data_dir: Path,
-              artifacts_dir=None, progress: bool = False, sample_per_task: int | None = None) -> dict:
+              artifacts_dir=None, progress: bool = False, sample_per_task: int | None = None,
+              store: FeatureStore | None = None, module_cls=None, val_every: int | None = None) -> dict:
     """Train ``model`` as ``spec`` says for ``steps`` into ``path`` (resuming from its last
     checkpoint), save the trained tensors; returns the stage's metadata. Every recipe's stages
-    (HealthGPT's, Qilin-Med-VL's) train through here."""
+    train through here. ``store``: features to train on (default: this config's cache);
+    ``module_cls``: a ``HealthGPTLitModule`` variant (the ablations' mixed-task module);
+    ``val_every``: steps between validations (default: five in the run)."""
     from .datamodule import StageDataModule
     from .lit_module import HealthGPTLitModule, trainable_parameter_count
     from .trainer import last_checkpoint, make_trainer
 
-    store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
+    store = store or FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
     t = cfg.train
     dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
                          {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
                          sample_per_task=sample_per_task, val_per_task=64 if cfg.profile != "smoke" else 4)
-    module = HealthGPTLitModule(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
-    trainer = make_trainer(path, steps, t, progress, val_check_interval=max(1, steps // 5))
+    module = (module_cls or HealthGPTLitModule)(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
+    trainer = make_trainer(path, steps, t, progress, val_check_interval=val_every or max(1, steps // 5))
     started = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
     if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
