@@ -30,6 +30,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..training.stages import ORDER
 
 RECIPES = ("three_stage", "plugin", "mixed", "conflict")
 # metric -> what it measures (columns of the tables; all on the test split)
@@ -159,8 +160,7 @@ def runs_of(table_list: list[Table]) -> dict[str, Run]:
 def stage_steps(cfg: Config) -> dict[str, int]:
     """Each stage's ablation budget: ``ablation.step_fraction`` of its steps, at least one."""
     t, f = cfg.train, cfg.ablation.step_fraction
-    names = ("stage1_comprehension", "stage1_generation", "stage2", "stage3_comprehension", "stage3_generation")
-    return {n: max(1, round(getattr(t, f"{n}_steps") * f)) for n in names}
+    return {n: max(1, round(getattr(t, f"{n}_steps") * f)) for n in ORDER}
 
 
 def budget(cfg: Config, run: Run) -> dict[str, int]:

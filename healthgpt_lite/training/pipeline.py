@@ -96,10 +96,14 @@ def stages_before(name: str) -> list[str]:
     return [s for s in ORDER if s in needed]
 
 
-def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision: bool = False, tokenizer=None) -> HealthGPTModel:
-    unknown = [s for s in stages if s not in STAGES]
+def check_stage_names(names) -> None:
+    unknown = [s for s in names if s not in STAGES]
     if unknown:
         raise InputError(f"unknown stage {unknown[0]!r}; choose one of {list(ORDER)}")
+
+
+def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision: bool = False, tokenizer=None) -> HealthGPTModel:
+    check_stage_names(stages)
     model = build_model(cfg, tokenizer, artifacts_dir, with_vision)
     for s in stages:
         apply_stage(model, stage_path(cfg, s, artifacts_dir), cfg, s)
@@ -108,8 +112,7 @@ def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision:
 
 def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
     """Load-or-train one stage; resumes from its last checkpoint after an interruption."""
-    if name not in STAGES:
-        raise InputError(f"unknown stage {name!r}; choose one of {list(ORDER)}")
+    check_stage_names([name])
     spec = STAGES[name]
     data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data)
 
