@@ -150,6 +150,16 @@ def test_truncated_stage_weights_are_named(copied_artifacts):
         model_after(cfg, ["stage1_comprehension"], copied_artifacts)
 
 
+def test_truncated_vq_weights_are_named(copied_artifacts):
+    from healthgpt_lite.vq import load_vq_tokenizer
+
+    cfg = build_config("tiny", "smoke")
+    (weights,) = [p for p in copied_artifacts.glob("vq-*/*.safetensors")]
+    weights.write_bytes(weights.read_bytes()[:64])
+    with pytest.raises(InputError, match="not a readable safetensors file"):
+        load_vq_tokenizer(cfg, copied_artifacts)
+
+
 def test_unknown_stage():
     with pytest.raises(InputError, match="unknown stage 'stage4'"):
         model_after(build_config("tiny", "smoke"), ["stage4"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..artifacts import artifact_dir, atomic_save_safetensors, data_dir_for, load_or_make, read_meta
+from ..artifacts import artifact_dir, atomic_save_safetensors, data_dir_for, load_or_make, read_meta, read_safetensors
 from ..config import Config
 from ..errors import InputError
 from .tokenizer import VQTokenizer
@@ -49,13 +49,11 @@ def load_vq_tokenizer(cfg: Config, artifacts_dir: str | Path | None = None) -> V
         from .convert import load_taming_checkpoint
 
         return VQTokenizer(load_taming_checkpoint(cfg.vq.pretrained_path, cfg.vq))
-    from safetensors.torch import load_file
-
     path = artifact_dir(cfg, NAME, SECTIONS, artifacts_dir)
     read_meta(path, NAME, preset=cfg.preset, make_hint=MAKE_HINT)
     model = VQGAN(cfg.vq)
     try:
-        model.load_state_dict(load_file(path / WEIGHTS))
+        model.load_state_dict(read_safetensors(path / WEIGHTS))  # InputError if truncated
     except (OSError, RuntimeError) as e:
         raise InputError(f"{path / WEIGHTS}: cannot load the trained tokenizer ({str(e).splitlines()[0]}); "
                          f"delete {path} and {MAKE_HINT}") from None
