@@ -22,7 +22,7 @@ from ..config import DataConfig
 from .phantoms import FOV_MM, MODALITIES, downsample, make_patient, render, to_uint8
 from .records import image_name, patient_records
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: CT soft tissues within a few grey levels (phantoms.SLICE_CONTRAST)
 SPLITS = ("train", "val", "test")
 
 

@@ -29,9 +29,13 @@ LESION_ORGANS = ("right lung", "left lung", "liver")
 SIZE_CLASSES = {"small": (24.0, 32.0), "medium": (36.0, 46.0), "large": (50.0, 62.0)}  # diameter, mm
 
 # Tissue contrast per modality: grey value of each tissue in a slice (0 black, 1 white).
+# As on real scans, neither modality's grey value fixes the other's: on non-contrast CT the soft
+# tissues (heart, liver, spleen: 40-60 HU) lie within a few grey levels while T2 MRI tells them
+# apart; on T2 MRI air, lung and bone are all dark while CT tells them apart. A per-pixel grey-level
+# table is therefore a baseline, not the answer (notebook 01).
 SLICE_CONTRAST = {
     #         air  body  lung  heart liver spleen bone  lesion
-    "ct": dict(air=0.0, body=0.42, lung=0.07, heart=0.60, liver=0.64, spleen=0.55, bone=0.96, lesion=0.30),
+    "ct": dict(air=0.0, body=0.42, lung=0.07, heart=0.52, liver=0.58, spleen=0.54, bone=0.96, lesion=0.36),
     "mri": dict(air=0.0, body=0.48, lung=0.05, heart=0.22, liver=0.30, spleen=0.62, bone=0.12, lesion=0.92),
 }
 # Linear attenuation (per unit length) for the X-ray projection; lesions are dense nodules.

@@ -20,61 +20,14 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import InputError
-from .phantoms import LESION_ORGANS, SIZE_CLASSES, Patient
+from .facts import answer_from_facts, facts_of
+from .phantoms import LESION_ORGANS, Patient
+from .vocabulary import COUNT_WORD, INSTRUCTIONS, MODALITY_NAME, ORGAN_NAME, QUESTIONS, SIZE_NAME, VIEW  # noqa: F401
 
 IMAGE_TOKEN = "<image>"
 TARGET_PLACEHOLDER = "<target_image>"
 COMPREHENSION_TASKS = ("vqa_closed", "vqa_open", "report")
 GENERATION_TASKS = ("ct2mri", "mri2ct", "super_resolution", "reconstruction", "report2image")
-
-# ----------------------------------------------------------------------------- vocabulary
-MODALITY_NAME = {"en": {"ct": "CT", "mri": "MRI", "xray": "X-ray"}, "zh": {"ct": "CT", "mri": "MRI", "xray": "X光"}}
-ORGAN_NAME = {"en": {o: o for o in LESION_ORGANS}, "zh": {"right lung": "右肺", "left lung": "左肺", "liver": "肝脏"}}
-SIZE_NAME = {"en": {s: s for s in SIZE_CLASSES}, "zh": {"small": "小", "medium": "中等", "large": "大"}}
-YES, NO, NONE = {"en": "Yes", "zh": "是"}, {"en": "No", "zh": "否"}, {"en": "none", "zh": "无"}
-COUNT_WORD = {"en": ["No", "One", "Two", "Three"], "zh": ["无", "一", "两", "三"]}
-VIEW = {
-    "en": {"ct": "Coronal CT of the chest and upper abdomen", "mri": "Coronal T2-weighted MRI of the chest and upper abdomen",
-           "xray": "Frontal chest and abdomen radiograph"},
-    "zh": {"ct": "胸腹部冠状位CT", "mri": "胸腹部冠状位T2加权MRI", "xray": "胸腹部正位X光片"},
-}
-
-QUESTIONS = {
-    "en": {
-        "any_lesion": "Is there a lesion in this image?",
-        "organ_lesion": "Is there a lesion in the {organ}?",
-        "is_modality": "Is this a {modality} image?",
-        "choice_modality": "Which imaging modality is this? Options: {options}.",
-        "choice_count": "How many lesions are visible? Options: {options}.",
-        "open_modality": "What imaging modality was used for this image?",
-        "open_count": "How many lesions are there?",
-        "open_location": "Where is the largest lesion located?",
-        "open_size": "How large is the largest lesion?",
-        "report": "Write a short radiology report for this image.",
-    },
-    "zh": {
-        "any_lesion": "这张图像中有病灶吗？",
-        "organ_lesion": "{organ}有病灶吗？",
-        "is_modality": "这是{modality}图像吗？",
-        "choice_modality": "这是哪种成像方式？选项：{options}。",
-        "choice_count": "图中可见几个病灶？选项：{options}。",
-        "open_modality": "这张图像使用了哪种成像方式？",
-        "open_count": "图中有几个病灶？",
-        "open_location": "最大的病灶位于哪里？",
-        "open_size": "最大的病灶有多大？",
-        "report": "请为这张图像写一份简短的影像报告。",
-    },
-}
-INSTRUCTIONS = {
-    "ct2mri": ["Convert this CT image into an MRI image.", "Synthesize the MRI image that corresponds to this CT."],
-    "mri2ct": ["Convert this MRI image into a CT image.", "Synthesize the CT image that corresponds to this MRI."],
-    "super_resolution": ["Increase the resolution of this {modality} image by a factor of {factor}.",
-                         "Reconstruct a {factor}x higher-resolution version of this {modality} image."],
-    "reconstruction": ["Reconstruct this image.", "Reproduce this {modality} image."],
-    "report2image": ["Generate an X-ray image that matches this report: {report}",
-                     "Draw the radiograph described in this report: {report}"],
-}
-
 
 # ----------------------------------------------------------------------------- answers
 def report_text(p: Patient, modality: str, lang: str) -> str:
@@ -93,31 +46,27 @@ def report_text(p: Patient, modality: str, lang: str) -> str:
     return f"{view}。可见{len(lesions)}个病灶：" + "，".join(parts) + "。"
 
 
-def _largest(p: Patient):
-    return max(p.lesions, key=lambda l: l.diameter_mm) if p.lesions else None
-
-
 def comprehension_qa(p: Patient, modality: str, lang: str, rng: np.random.Generator) -> list[tuple[str, str, str]]:
-    """(question_type, question, answer) triples for one image; ground truth from the anatomy."""
+    """(question_type, question, answer) triples for one image; answers from the ground truth."""
     q, mod_names = QUESTIONS[lang], MODALITY_NAME[lang]
-    yes_no = lambda b: (YES if b else NO)[lang]  # noqa: E731
-    big = _largest(p)
     organ = str(rng.choice(LESION_ORGANS))
     asked_mod = str(rng.choice(list(mod_names)))
     mods = list(mod_names.values())
     rng.shuffle(mods)
     sep = ", " if lang == "en" else "、"
-    return [
-        ("yes_no", q["any_lesion"], yes_no(bool(p.lesions))),
-        ("yes_no", q["organ_lesion"].format(organ=ORGAN_NAME[lang][organ]), yes_no(any(l.organ == organ for l in p.lesions))),
-        ("yes_no", q["is_modality"].format(modality=mod_names[asked_mod]), yes_no(asked_mod == modality)),
-        ("choice", q["choice_modality"].format(options=sep.join(mods)), mod_names[modality]),
-        ("choice", q["choice_count"].format(options=sep.join("0123")), str(len(p.lesions))),
-        ("open_modality", q["open_modality"], mod_names[modality]),
-        ("open_count", q["open_count"], str(len(p.lesions))),
-        ("open_location", q["open_location"], ORGAN_NAME[lang][big.organ] if big else NONE[lang]),
-        ("open_size", q["open_size"], SIZE_NAME[lang][big.size_class] if big else NONE[lang]),
+    asked = [
+        ("yes_no", q["any_lesion"]),
+        ("yes_no", q["organ_lesion"].format(organ=ORGAN_NAME[lang][organ])),
+        ("yes_no", q["is_modality"].format(modality=mod_names[asked_mod])),
+        ("choice", q["choice_modality"].format(options=sep.join(mods))),
+        ("choice", q["choice_count"].format(options=sep.join("0123"))),
+        ("open_modality", q["open_modality"]),
+        ("open_count", q["open_count"]),
+        ("open_location", q["open_location"]),
+        ("open_size", q["open_size"]),
     ]
+    facts = facts_of(p, modality)
+    return [(kind, question, answer_from_facts(facts, kind, question, lang)) for kind, question in asked]
 
 
 # ----------------------------------------------------------------------------- records
