@@ -37,11 +37,11 @@ from .errors import ConfigError
 class DataConfig:
     """VL-Health-lite: procedurally generated patients (see ``data/phantoms.py``)."""
 
-    n_patients: int = 240  # patients generated; split train/val/test *by patient*
+    n_patients: int = 720  # patients generated; split train/val/test *by patient*
     image_size: int = 64  # side of every rendered image, px
     sr_factor: int = 4  # super-resolution task: low-res input is image_size / sr_factor
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    val_fraction: float = 0.1  # 72 of 720: choices are made here
+    test_fraction: float = 0.15  # 108 of 720: a per-type score moves by about +-0.05 (was +-0.08 at 24)
     languages: tuple[str, ...] = ("en", "zh")
     seed: int = 0  # the data set's own seed (independent of the training seed)
 
@@ -66,6 +66,8 @@ class VisionConfig:
     clip_text_layers: int = 2
     clip_text_heads: int = 4
     clip_text_max_len: int = 64  # caption tokens (+ EOS); VL-Health-lite reports need <= 47
+    clip_pretrain_patients: int = 0  # extra phantoms (another seed, never in the data set) CLIP-lite also learns from
+    clip_short_fraction: float = 0.5  # share of steps an image is paired with its short caption instead of its report
     clip_steps: int = 300  # optimiser steps (per profile, below)
     clip_batch_size: int = 32
     clip_lr: float = 5e-4
@@ -143,6 +145,15 @@ class LLMConfig:
 
 
 @dataclass
+class ImageTokensConfig:
+    """How the LLM sees the image tokens it writes (``model/image_positions.py``)."""
+
+    # where on the grid the next code goes: "grid" adds learned row + column vectors at the
+    # code-predicting positions; "none" = 1-D RoPE only, the paper's design (for ablations)
+    positions: str = "grid"
+
+
+@dataclass
 class PluginConfig:
     """One H-LoRA task plugin (REFERENCE section 2): k experts of rank r, stored fused."""
 
@@ -185,6 +196,21 @@ class BenchConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How the evaluation decodes and what it compares with (``eval/evaluate.py``)."""
+
+    # one-to-many tasks (a report does not fix the anatomy) are *sampled*, not decoded greedily:
+    # the most likely code in every cell is healthy tissue, so a greedy X-ray shows no lesion
+    sample_tasks: tuple[str, ...] = ("report2image",)
+    temperature: float = 1.0  # chosen on val (notebook 09)
+    top_k: int | None = None  # sample from the k likeliest codes (None: all)
+    samples: int = 4  # draws per record; their scores are averaged
+    pixel_reference_steps: int = 800  # the "what the pixels allow" CNN (eval/pixel_reference.py)
+    probe_patients: int = 2000  # fresh phantoms the report->X-ray lesion probe learns from (eval/probe.py)
+    probe_steps: int = 600
+
+
+@dataclass
 class TrainConfig:
     """How Lightning runs (every stage): Lightning is the distributed engine, nothing home-made."""
 
@@ -205,6 +231,7 @@ class TrainConfig:
     stage2_samples: int = 1000  # records per task: "a small mixed sample of all stage-1 data"
     lr_scale: float = 5.0  # x the released M3 learning rates (a 1M-parameter model from near scratch)
     warmup_fraction: float = 0.03
+    image_token_noise: float = 0.0  # share of image-code inputs replaced by random codes in training (exposure bias)
 
 
 @dataclass
@@ -243,9 +270,11 @@ class Config:
     vision: VisionConfig = field(default_factory=VisionConfig)
     vq: VQConfig = field(default_factory=VQConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    image_tokens: ImageTokensConfig = field(default_factory=ImageTokensConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     qilin: QilinConfig = field(default_factory=QilinConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)
 
@@ -330,9 +359,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "bench.sizes": ("tiny",), "bench.seq_len": 32, "bench.warmup": 1, "bench.repeats": 8,
         "qilin.stage1_steps": 3, "qilin.stage2_steps": 3,
         "ablation.step_fraction": 0.34, "ablation.seeds": 1, "ablation.comp_limit": 8, "ablation.gen_limit": 0,
+        "eval.samples": 2, "eval.pixel_reference_steps": 20, "eval.probe_patients": 64, "eval.probe_steps": 20,
     },
     "cpu": {
-        "data.n_patients": 240,
         "vision.clip_steps": 1000, "vision.clip_batch_size": 32,
         "vq.train_steps": 600, "vq.batch_size": 16, "vq.lr": 2e-3, "vq.val_every": 100,
         # measured on val: x20 lowers stage-1 generation loss 3.32 -> 2.63 vs x5; x50 diverges
@@ -424,6 +453,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"llm.hidden_size={m.hidden_size}, num_heads={m.num_heads}, num_kv_heads={m.num_kv_heads}: "
             "heads must divide the hidden size and KV heads must divide the heads")
+    if cfg.image_tokens.positions not in ("none", "grid"):
+        raise ConfigError(f"image_tokens.positions={cfg.image_tokens.positions!r}; choose 'grid' or 'none' "
+                          "(the paper's 1-D RoPE only)")
     if cfg.lora.kind not in ("hlora", "moelora", "lora"):
         raise ConfigError(f"lora.kind={cfg.lora.kind!r}; choose 'hlora', 'moelora' or 'lora'")
     for task in ("comprehension", "generation"):

@@ -139,7 +139,7 @@ def image_logit_spread(gpt: HealthGPTLite, record: dict) -> float:
     gpt.set_task("generation")
     ids = encode_example(gpt.tokenizer, user_text(record["conversations"][0]["value"], True), cfg.vision.num_tokens,
                          cfg.llm.max_position_embeddings, generation=True)["input_ids"][None]
-    pixels = torch.stack([gpt._pixels([data_dir / record["image"]])[0]])
+    pixels = torch.stack([gpt.pixels([data_dir / record["image"]])[0]])
     logits = gpt.model.llm(inputs_embeds=gpt.model.embed(ids, pixels=pixels)).logits[0, -1]
     block = gpt.model.block
     codes = logits[block.first_idx:block.first_idx + block.n_codes]

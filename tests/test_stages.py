@@ -58,9 +58,21 @@ def test_the_recipe_matches_the_paper():
     assert STAGES["stage1_comprehension"].trains == ("abstract_adapter",)
     assert set(STAGES["stage2"].trains) == {"embeddings", "head"} and STAGES["stage2"].schedule == "constant"
     assert set(STAGES["stage3_comprehension"].trains) == {"abstract_adapter", "comp_plugin"}
-    assert set(STAGES["stage3_generation"].trains) == {"concrete_adapter", "gen_plugin"}
+    # + this project's learned grid positions of the image tokens (model/image_positions.py), which
+    # train with the image rows in stage 1 and with the generation plugin in stage 3
+    assert set(STAGES["stage1_generation"].trains) == {"concrete_adapter", "gen_plugin", "image_rows", "image_positions"}
+    assert set(STAGES["stage3_generation"].trains) == {"concrete_adapter", "gen_plugin", "image_positions"}
     assert STAGES["stage3_comprehension"].lrs["comp_plugin"] == 2e-4 and STAGES["stage1_comprehension"].lrs["abstract_adapter"] == 1e-3
     assert stages_before("stage3_generation") == ["stage1_comprehension", "stage1_generation", "stage2"]
+
+
+def test_the_papers_1d_positions_leave_no_position_group(cfg):
+    """``image_tokens.positions = "none"``: the group is empty and no optimizer group is made for it."""
+    model, _ = tiny_model(build_config("tiny", "smoke", {**SMALL, "image_tokens.positions": "none"}))
+    assert model.image_positions is None and model.parameter_groups()["image_positions"] == []
+    module = HealthGPTLitModule(model, STAGES["stage3_generation"], total_steps=10)
+    names = [pg["name"] for pg in module.configure_optimizers()["optimizer"].param_groups]
+    assert names == ["concrete_adapter", "gen_plugin"]
 
 
 def _gen_batch(cfg, tok, n=2):

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import LogitsProcessorList
 
 from ..config import Config, build_config, config_from_dict
 from ..data.io import load_image
 from ..errors import InputError
-from .decoding import ImageTokenConstraint, codes_from_tokens
 from .multimodal import encode_example, user_text
 from .unified import HealthGPTModel
 
@@ -68,58 +66,102 @@ class HealthGPTLite:
     @torch.no_grad()
     def answer_batch(self, images: list, questions: list[str], max_new_tokens: int = 64) -> list[str]:
         self.set_task("comprehension")
-        pixels = self._pixels(images)
+        pixels = self.pixels(images)
         prompts = [encode_example(self.tokenizer, user_text(q, True), self.cfg.vision.num_tokens,
                                   self.cfg.llm.max_position_embeddings)["input_ids"] for q in questions]
-        new = self._generate(prompts, pixels, max_new_tokens, processors=[])
+        new = self._generate(prompts, pixels, max_new_tokens)
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate_image(self, instruction: str, image=None, do_sample: bool = False, temperature: float = 1.0) -> Image.Image:
-        codes = self.generate_codes([instruction], [image], do_sample, temperature)
+    def generate_image(self, instruction: str, image=None, temperature: float = 0.0, top_k: int | None = None,
+                       seed: int | None = None) -> Image.Image:
+        """One image for ``instruction`` (and ``image``, for conversion / super-resolution).
+        ``temperature`` 0 decodes greedily; above 0 it samples (from the ``top_k`` likeliest codes)."""
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        codes = self.generate_codes([instruction], [image], temperature, top_k, generator)
         return to_pil(self.vq.decode(codes)[0])
 
     @torch.no_grad()
-    def generate_codes(self, instructions: list[str], images: list, do_sample: bool = False,
-                       temperature: float = 1.0) -> torch.Tensor:
-        """(B, h, w) VQ codes; every row decodes, whatever the model's state (constrained decoding)."""
+    def generate_codes(self, instructions: list[str], images: list, temperature: float = 0.0,
+                       top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, h, w) VQ codes; every row decodes, whatever the model's state (see image_decoding.py)."""
+        from .image_decoding import decode_image
+
+        if temperature < 0 or (top_k is not None and top_k < 1):
+            raise InputError(f"temperature={temperature} must be >= 0 and top_k={top_k} None or >= 1")
+        ids, mask, pixels = self._generation_prompts(instructions, images)
+        device = next(self.model.parameters()).device
+        embeds = self.model.embed(ids.to(device), pixels=None if pixels is None else pixels.to(device))
+        codes = decode_image(self.model, embeds, mask.to(device), temperature, top_k, generator)  # (B, h*w)
+        return codes.reshape(-1, self.cfg.vq.grid_size, self.cfg.vq.grid_size)
+
+    @torch.no_grad()
+    def teacher_forced_codes(self, instructions: list[str], images: list, target_codes: torch.Tensor) -> torch.Tensor:
+        """(B, h, w): the most likely code at every cell *given the true codes before it*.
+
+        One forward pass over prompt + target, as in training. The gap between the image these
+        codes decode to and the one :meth:`generate_codes` writes on its own is exposure bias:
+        what the model loses by building on its own mistakes."""
+        from .multimodal import collate
+
+        self.set_task("generation")
+        grid, n = self.cfg.vq.grid_size, self.cfg.vq.num_tokens
+        examples = [encode_example(self.tokenizer, user_text(t, im is not None), self.cfg.vision.num_tokens,
+                                   self.cfg.llm.max_position_embeddings, image_codes=c, generation=True)
+                    for t, im, c in zip(instructions, images, target_codes)]
+        batch = collate(examples, self.tokenizer.pad_token_id)
+        pixels = self.pixels(images) if images[0] is not None else None
+        device = next(self.model.parameters()).device
+        logits = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                            pixels=None if pixels is None else pixels.to(device)).logits  # (B, T, V)
+        first = (batch["labels"] != -100).int().argmax(1)  # (B,) first target position
+        rows = torch.arange(len(examples))[:, None]
+        cols = (first - 1)[:, None] + torch.arange(n)[None]  # (B, n) positions that predict codes 0..n-1
+        block = self.model.block
+        codes = logits[rows, cols][..., block.first_idx:block.first_idx + block.n_codes].argmax(-1)  # (B, n)
+        return codes.reshape(-1, grid, grid).cpu()
+
+    # ------------------------------------------------------------------ shared
+    def pixels(self, images: list) -> torch.Tensor:
+        """Images (paths, bytes, PIL, arrays or tensors) as the (B, 3, H, W) input of the ViT."""
+        return torch.stack([load_image(im, size=self.cfg.vision.image_size) for im in images])  # (B, 3, H, W)
+
+    def _generation_prompts(self, instructions: list[str], images: list):
         self.set_task("generation")
         with_image = [im is not None for im in images]
         if any(with_image) and not all(with_image):
             raise InputError("a batch must be all with input images or all without")
-        pixels = self._pixels(images) if all(with_image) else None
+        pixels = self.pixels(images) if all(with_image) else None
         prompts = [encode_example(self.tokenizer, user_text(t, w), self.cfg.vision.num_tokens,
                                   self.cfg.llm.max_position_embeddings, generation=True)["input_ids"]
                    for t, w in zip(instructions, with_image)]
-        n = self.cfg.vq.num_tokens
-        constraint = ImageTokenConstraint(self.model.block, n, self.model.layout.end_turn)
-        new = self._generate(prompts, pixels, n + 2, [constraint], do_sample, temperature)
-        return codes_from_tokens(new, self.model.block, self.cfg.vq.grid_size)
+        ids, mask = left_pad(prompts, self.tokenizer.pad_token_id)
+        return ids, mask, pixels
 
-    # ------------------------------------------------------------------ shared
-    def _pixels(self, images: list) -> torch.Tensor:
-        return torch.stack([load_image(im, size=self.cfg.vision.image_size) for im in images])  # (B, 3, H, W)
-
-    def _generate(self, prompts: list[torch.Tensor], pixels, max_new_tokens: int, processors: list,
-                  do_sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
-        """Left-padded batched generation from prompts with spliced visual tokens; returns the new
-        tokens (B, T_new)."""
+    def _generate(self, prompts: list[torch.Tensor], pixels, max_new_tokens: int) -> torch.Tensor:
+        """Left-padded batched text generation from prompts with spliced visual tokens; returns
+        the new tokens (B, T_new)."""
         pad = self.tokenizer.pad_token_id
-        longest = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), longest), pad, dtype=torch.long)  # (B, T), left-padded
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(prompts):
-            ids[i, longest - len(p):], mask[i, longest - len(p):] = p, 1
+        ids, mask = left_pad(prompts, pad)
         device = next(self.model.parameters()).device
         ids, mask = ids.to(device), mask.to(device)
         embeds = self.model.embed(ids, pixels=None if pixels is None else pixels.to(device))
         out = self.model.llm.generate(
             input_ids=ids, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
-            do_sample=do_sample, temperature=temperature if do_sample else None, top_k=None, top_p=None,
-            logits_processor=LogitsProcessorList(processors), pad_token_id=pad,
+            do_sample=False, temperature=None, top_k=None, top_p=None, pad_token_id=pad,
             eos_token_id=self.model.layout.end_turn)
-        return out[:, longest:]
+        return out[:, ids.shape[1]:]
+
+
+def left_pad(prompts: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts of different lengths -> ids (B, T) padded on the left, and their attention mask."""
+    longest = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), longest), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, longest - len(p):], mask[i, longest - len(p):] = p, 1
+    return ids, mask
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -2,6 +2,7 @@
 
     pixels (B, 3, H, W) --ViT, layer of the task--> (B, N, D_vis) --adapter of the task--> (B, N, d)
     prompt ids with N <image> slots --embed + splice--> (B, T, d) --Phi3 + active H-LoRA--> logits
+    (+ the grid position of the next code at every code-predicting position, ``image_positions.py``)
 
 ``set_task("comprehension" | "generation")`` is the hard, non-learned switch of the paper: it
 picks the H-LoRA plugin, the adapter and the ViT layer together, in place (the released code
@@ -16,6 +17,7 @@ from torch import nn
 
 from ..data.tokenizer import ImageTokenIds
 from ..errors import InputError
+from .image_positions import ImagePositions
 from .multimodal import SequenceLayout, splice_visual_tokens
 
 TASKS = ("comprehension", "generation")
@@ -23,11 +25,14 @@ TASKS = ("comprehension", "generation")
 
 class HealthGPTModel(nn.Module):
     def __init__(self, llm: nn.Module, adapters: nn.ModuleDict, vision: nn.Module | None,
-                 block: ImageTokenIds, layout: SequenceLayout, plugin_of_task: dict[str, str] | None = None):
+                 block: ImageTokenIds, layout: SequenceLayout, n_image_tokens: int,
+                 plugin_of_task: dict[str, str] | None = None, image_positions: ImagePositions | None = None):
         from ..lora import wrapped_layers
 
         super().__init__()
         self.llm, self.adapters, self.vision = llm, adapters, vision
+        self.image_positions = image_positions  # None: 1-D RoPE only (the paper's design)
+        self.n_image_tokens = n_image_tokens  # h*w codes per generated image
         self.has_plugins = bool(wrapped_layers(llm))  # False: a LLaVA-style model (no H-LoRA)
         self.block, self.layout = block, layout
         # which H-LoRA plugin serves each task: normally its own; one shared plugin for ablations
@@ -58,7 +63,18 @@ class HealthGPTModel(nn.Module):
         embeds = self.llm.get_input_embeddings()(input_ids)  # (B, T, d)
         has_image = pixels is not None or features is not None
         visual = self.visual_tokens(pixels, features) if has_image else None
-        return splice_visual_tokens(embeds, input_ids, visual, self.layout.image)
+        embeds = splice_visual_tokens(embeds, input_ids, visual, self.layout.image)
+        if self.image_positions is not None:
+            embeds = self.image_positions.add_to(embeds, input_ids, self.layout.start)
+        return embeds
+
+    def code_embeddings(self, codes: torch.Tensor, predicts: int) -> torch.Tensor:
+        """(B,) VQ codes as input embeddings (B, d) at the position that predicts code ``predicts``
+        (what :func:`~healthgpt_lite.model.image_decoding.decode_image` feeds back each step)."""
+        embeds = self.llm.get_input_embeddings()(self.block.code_to_token(codes))  # (B, d)
+        if self.image_positions is not None and predicts < self.image_positions.n_positions:
+            embeds = embeds + self.image_positions.at(predicts).to(embeds.dtype)
+        return embeds
 
     def forward(self, input_ids, attention_mask=None, labels=None, pixels=None, features=None):
         embeds = self.embed(input_ids, pixels, features)
@@ -83,6 +99,7 @@ class HealthGPTModel(nn.Module):
             "embeddings": [emb],
             "head": [head],
             "image_rows": [emb, head],  # trained through a row mask: only the new image-token rows
+            "image_positions": list(self.image_positions.parameters()) if self.image_positions else [],
             "llm": [p for p in self.llm.parameters() if id(p) not in plugin_ids],  # a full fine-tune
         }
 

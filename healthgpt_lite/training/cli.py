@@ -54,7 +54,8 @@ class StageModule(HealthGPTLitModule):
             raise ConfigError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
         model = model_after(cfg, stages_before(stage), artifacts_dir, with_vision=images_inline)
         t = cfg.train
-        super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction, seed=seed)
+        super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction, seed=seed,
+                         image_token_noise=t.image_token_noise)
         self.cfg, self.stage_name, self.artifacts_dir = cfg, stage, artifacts_dir
         self.vq_model = None
         if images_inline and "generation" in self.spec.tasks:

@@ -49,11 +49,24 @@ def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:
     return total
 
 
+def corrupt_image_tokens(input_ids: torch.Tensor, block, p: float) -> torch.Tensor:
+    """Replace a fraction ``p`` of the image-code *inputs* by random codes; labels stay true.
+
+    Under teacher forcing the model always builds on the right previous codes; when it writes
+    an image on its own it builds on its own mistakes (exposure bias). Training on inputs
+    with some wrong codes teaches it to predict the right next code anyway. Random draws
+    follow the step's seed (``on_train_batch_start``)."""
+    is_code = (input_ids >= block.first_idx) & (input_ids < block.first_idx + block.n_codes)  # (B, T)
+    flip = is_code & (torch.rand(input_ids.shape, device=input_ids.device) < p)
+    random_codes = torch.randint_like(input_ids, block.n_codes) + block.first_idx  # (B, T)
+    return torch.where(flip, random_codes, input_ids)
+
+
 class HealthGPTLitModule(L.LightningModule):
     def __init__(self, model: HealthGPTModel, spec: StageSpec, total_steps: int, lr_scale: float = 1.0,
-                 warmup_fraction: float = 0.03, seed: int = 0):
+                 warmup_fraction: float = 0.03, seed: int = 0, image_token_noise: float = 0.0):
         super().__init__()
-        self.model, self.spec, self.seed = model, spec, seed
+        self.model, self.spec, self.seed, self.image_token_noise = model, spec, seed, image_token_noise
         self.total_steps, self.lr_scale, self.warmup_fraction = total_steps, lr_scale, warmup_fraction
         self._hooks = freeze_for_stage(model, spec)
         model.train()  # HF loads models in eval mode; the plugins' dropout must be on (from step 0)
@@ -70,7 +83,10 @@ class HealthGPTLitModule(L.LightningModule):
 
     def _loss(self, batch: dict) -> torch.Tensor:
         self.model.set_task(batch["task"])
-        out = self.model(batch["input_ids"], batch["attention_mask"], batch["labels"],
+        input_ids = batch["input_ids"]
+        if self.training and self.image_token_noise > 0 and batch["task"] == "generation":
+            input_ids = corrupt_image_tokens(input_ids, self.model.block, self.image_token_noise)
+        out = self.model(input_ids, batch["attention_mask"], batch["labels"],
                          pixels=batch.get("pixels"), features=batch.get("features"))  # cached features or pixels
         return out.loss
 
@@ -94,7 +110,8 @@ class HealthGPTLitModule(L.LightningModule):
         for name, lr in self.spec.lrs.items():
             params = [p for p in groups[name] if id(p) not in seen]
             seen.update(id(p) for p in params)
-            param_groups.append({"params": params, "lr": lr * self.lr_scale, "name": name})
+            if params:  # a group this model does not have (image_tokens.positions = "none") is skipped
+                param_groups.append({"params": params, "lr": lr * self.lr_scale, "name": name})
         opt = torch.optim.AdamW(param_groups, weight_decay=0.0)
         warmup = max(1, int(self.total_steps * self.warmup_fraction))
         constant = self.spec.schedule == "constant"

@@ -18,6 +18,7 @@ from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.tokenizer import image_token_ids, tokenizer_for
 from ..errors import InputError
+from ..model.image_positions import ImagePositions
 from ..model.multimodal import SequenceLayout
 from ..model.unified import HealthGPTModel
 from ..model.vocab import extend_vocabulary
@@ -50,10 +51,12 @@ def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bo
     adapters = make_adapters(cfg)
     vision = load_vision_encoder(cfg, artifacts_dir) if with_vision else None
     plugin_of_task = {"comprehension": "shared", "generation": "shared"} if shared_plugin else None
-    return HealthGPTModel(llm, adapters, vision, block, SequenceLayout.from_tokenizer(tokenizer), plugin_of_task)
+    positions = ImagePositions(cfg.vq.grid_size, cfg.llm.hidden_size) if plugins and cfg.image_tokens.positions == "grid" else None
+    return HealthGPTModel(llm, adapters, vision, block, SequenceLayout.from_tokenizer(tokenizer), cfg.vq.num_tokens,
+                          plugin_of_task, image_positions=positions)
 
 
-MODEL_SECTIONS = ("data", "vision", "vq", "llm", "lora")
+MODEL_SECTIONS = ("data", "vision", "vq", "llm", "image_tokens", "lora")
 
 
 def stage_key(cfg: Config, name: str) -> dict:
@@ -62,7 +65,8 @@ def stage_key(cfg: Config, name: str) -> dict:
     t = cfg.train
     chain = stages_before(name) + [name]
     return {"seed": cfg.seed, "steps": {s: getattr(t, f"{s}_steps") for s in chain},
-            "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction]}
+            "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction],
+            "image_token_noise": t.image_token_noise}
 
 
 def stage_path(cfg: Config, name: str, artifacts_dir=None) -> Path:
@@ -128,12 +132,14 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
 
 def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, path: Path, tokenizer, data_dir: Path,
               artifacts_dir=None, progress: bool = False, sample_per_task: int | None = None,
-              store: FeatureStore | None = None, module_cls=None, val_every: int | None = None) -> dict:
+              store: FeatureStore | None = None, module_cls=None, val_every: int | None = None,
+              callbacks=()) -> dict:
     """Train ``model`` as ``spec`` says for ``steps`` into ``path`` (resuming from its last
     checkpoint), save the trained tensors; returns the stage's metadata. Every recipe's stages
     train through here. ``store``: features to train on (default: this config's cache);
     ``module_cls``: a ``HealthGPTLitModule`` variant (the ablations' mixed-task module);
-    ``val_every``: steps between validations (default: five in the run)."""
+    ``val_every``: steps between validations (default: five in the run); ``callbacks``: extra
+    Lightning callbacks (``bench stages`` times the steps with one)."""
     from .datamodule import StageDataModule
     from .lit_module import HealthGPTLitModule, trainable_parameter_count
     from .trainer import last_checkpoint, make_trainer
@@ -143,8 +149,10 @@ def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, p
     dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
                          {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
                          sample_per_task=sample_per_task, val_per_task=64 if cfg.profile != "smoke" else 4)
-    module = (module_cls or HealthGPTLitModule)(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
-    trainer = make_trainer(path, steps, t, progress, val_check_interval=val_every or max(1, steps // 5))
+    module = (module_cls or HealthGPTLitModule)(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed,
+                                                image_token_noise=t.image_token_noise)
+    trainer = make_trainer(path, steps, t, progress, val_check_interval=val_every or max(1, steps // 5),
+                           callbacks=callbacks)
     started = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
     if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done

@@ -15,6 +15,8 @@ Parameter groups (see ``model/healthgpt.py``: ``HealthGPTModel.parameter_groups`
 ``embeddings``         all rows of the input word embeddings
 ``head``               all rows of the output head (``lm_head``)
 ``image_rows``         only the new ``<start_index>/<idx_*>/<end_index>`` rows of both
+``image_positions``    the learned grid position of each image token (``model/image_positions.py``;
+                       empty when ``image_tokens.positions = "none"``, the paper's design)
 ``llm``                every base weight of the LLM (embeddings, layers, norms, head;
                        not the plugins): a full fine-tune (Qilin-Med-VL, ``qilin_stages.py``)
 =====================  ==============================================================
@@ -30,7 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows", "llm")
+GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows",
+          "image_positions", "llm")
 TASKS = ("comprehension", "generation")
 
 
@@ -64,7 +67,8 @@ class StageSpec:
 STAGES: dict[str, StageSpec] = {s.name: s for s in [
     StageSpec("stage1", "comprehension", {"abstract_adapter": 1e-3}, ("report",),
               note="multimodal alignment: only the abstract adapter learns to describe images (LLM, H-LoRA frozen)"),
-    StageSpec("stage1", "generation", {"concrete_adapter": 2e-5, "gen_plugin": 2e-4, "image_rows": 2e-4},
+    StageSpec("stage1", "generation", {"concrete_adapter": 2e-5, "gen_plugin": 2e-4, "image_rows": 2e-4,
+                                       "image_positions": 2e-4},
               ("reconstruction",),
               note="alignment for generation: concrete adapter + generation H-LoRA (+ the new image-token rows) "
                    "learn image -> VQ indices by reconstruction"),
@@ -75,7 +79,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
     StageSpec("stage3", "comprehension", {"abstract_adapter": 2e-5, "comp_plugin": 2e-4},
               ("vqa_closed", "vqa_open", "report"), depends_on=("stage2",),
               note="visual instruction fine-tuning: comprehension H-LoRA + abstract adapter on VQA and reports"),
-    StageSpec("stage3", "generation", {"concrete_adapter": 2e-5, "gen_plugin": 2e-4},
+    StageSpec("stage3", "generation", {"concrete_adapter": 2e-5, "gen_plugin": 2e-4, "image_positions": 2e-4},
               ("ct2mri", "mri2ct", "super_resolution", "reconstruction", "report2image"), depends_on=("stage2",),
               note="visual instruction fine-tuning: generation H-LoRA + concrete adapter on conversion, "
                    "super-resolution, reconstruction and report->image"),

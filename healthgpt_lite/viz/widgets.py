@@ -71,7 +71,7 @@ def router_figure(gpt, data_dir: Path, patient: str, modality: str, question: st
     ids = encode_example(gpt.tokenizer, user_text(question, True), gpt.cfg.vision.num_tokens,
                          gpt.cfg.llm.max_position_embeddings)["input_ids"][None]
     record_router(gpt.model.llm, True)
-    gpt.model(ids, pixels=gpt._pixels([scan_path(data_dir, patient, modality)]))
+    gpt.model(ids, pixels=gpt.pixels([scan_path(data_dir, patient, modality)]))
     record_router(gpt.model.llm, False)
     weights = {k: v[0] for k, v in last_router_weights(gpt.model.llm).items() if k.endswith("qkv_proj")}
     keep = list(weights)[-layers:]
