@@ -39,7 +39,7 @@ def score(ctx: Context, cfg: Config, stages: list, what: tuple[str, ...], share:
             scores.update(closed=s.get("closed"), open=s.get("open"))  # None: none in the scored records
         tasks = tuple(t for t in what if t in GEN_KEYS) if a.gen_limit != 0 else ()
         if tasks:
-            g = evaluate_generation(gpt, ctx.data_dir, "test", limit=a.gen_limit, tasks=tasks)["scores"]
+            g = evaluate_generation(gpt, ctx.data_dir, "test", limit=a.gen_limit, tasks=tasks, baselines=False)["scores"]
             scores.update({GEN_KEYS[t]: g[t]["model"]["ssim"] for t in tasks})
         return {"scores": scores}
 

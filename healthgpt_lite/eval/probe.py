@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data.phantoms import Patient, make_patient, render
+from .small_cnn import SmallCNN
 
 PROBE_SEED_OFFSET = 1_000_003  # probe patients come from another seed: never in the data set
 
@@ -23,34 +24,18 @@ def lesion_facts(p: Patient) -> dict[str, int]:
     return {"count": len(p.lesions), "right": int("right" in sides), "left": int("left" in sides)}
 
 
-class LesionProbe(nn.Module):
+class LesionProbe(SmallCNN):
     """(B, 1, H, W) in [0, 1] -> count logits (B, 4) and side logits (B, 2: right, left)."""
 
     def __init__(self, width: int = 16):
-        super().__init__()
-        c = width
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, c, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(c, 2 * c, 3, padding=1), nn.GELU(), nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(2 * c, 4 * c, 3, padding=1), nn.GELU(), nn.AdaptiveMaxPool2d(4), nn.Flatten())
-        self.count = nn.Linear(4 * c * 16, 4)
-        self.sides = nn.Linear(4 * c * 16, 2)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(x)  # (B, 4c*16)
-        return self.count(h), self.sides(h)
+        super().__init__({"count": 4, "sides": 2}, width)
 
     @torch.no_grad()
     def read(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         self.eval()
-        count, sides = self(_gray(images))
-        return {"count": count.argmax(1), "right": (sides[:, 0] > 0).long(), "left": (sides[:, 1] > 0).long()}
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    x = x.float()
-    x = x[:, None] if x.ndim == 3 else x
-    return x.mean(1, keepdim=True) if x.shape[1] != 1 else x
+        out = self(images)
+        return {"count": out["count"].argmax(1), "right": (out["sides"][:, 0] > 0).long(),
+                "left": (out["sides"][:, 1] > 0).long()}
 
 
 def probe_dataset(n: int, size: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -74,7 +59,8 @@ def train_probe(size: int, n_patients: int = 2000, steps: int = 600, seed: int =
         steps_iter = tqdm(steps_iter, desc="lesion probe")
     for step in steps_iter:
         idx = torch.randint(0, n_patients, (min(64, n_patients),))
-        count_logits, side_logits = probe(images[idx])
+        out = probe(images[idx])
+        count_logits, side_logits = out["count"], out["sides"]
         loss = nn.functional.cross_entropy(count_logits, facts["count"][idx]) + \
             nn.functional.binary_cross_entropy_with_logits(side_logits, sides[idx])
         opt.zero_grad()
