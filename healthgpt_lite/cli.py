@@ -1,6 +1,7 @@
 """``python -m healthgpt_lite`` / ``healthgpt-lite``: the project's command line.
 
     healthgpt-lite reproduce                      the end-to-end pipeline (cpu profile) -> results/
+    healthgpt-lite reproduce --seeds 3            the same for seeds 0, 1, 2: mean and spread of every number
     healthgpt-lite reproduce --recipe qilin       Qilin-Med-VL's recipe beside HealthGPT -> results/qilin.md
     healthgpt-lite reproduce --ablations          the paper's ablations in miniature -> results/ablations.md
     healthgpt-lite fit --config configs/tiny_cpu.yaml --model.stage stage2   one stage, LightningCLI
@@ -12,6 +13,7 @@
     healthgpt-lite benchmark TEST.json --images DIR     closed / open scores on a converted benchmark
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
+    healthgpt-lite bench stages                   tokens/s of every training stage; Lightning vs Python vs matmuls
     healthgpt-lite exercises build [--check]      student copies from the solution notebooks
     healthgpt-lite exercises grade SUBMISSIONS/   run and grade submitted notebooks (--out, --timeout)
 """
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--recipe", choices=["healthgpt", "qilin"], default="healthgpt",
                      help="healthgpt: the three-stage pipeline (REPORT.md); qilin: Qilin-Med-VL's two-stage "
                           "recipe beside HealthGPT's comprehension plugin on the Chinese records (qilin.md)")
+    rep.add_argument("--seeds", type=int, default=1,
+                     help="train and evaluate the three stages for seeds SEED..SEED+N-1; report mean and spread")
     rep.add_argument("--ablations", action="store_true",
                      help="the paper's ablations in miniature (PEFT, experts, three stages vs mixed, HVP, task "
                           "conflict) -> ablations.md / ablations.json (notebook 10)")
@@ -91,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     nbs.add_argument("action", choices=["sync", "check"])
 
     bench = sub.add_parser("bench", help="speed/memory benchmarks (sizes, repeats: --set bench.KEY=VALUE)")
-    bench.add_argument("action", choices=["hlora"])
+    bench.add_argument("action", choices=["hlora", "stages"])
     _config_args(bench)
-    bench.add_argument("--out", default="results/bench_hlora.csv")
+    bench.add_argument("--out", default=None, help="CSV to write (default: results/bench_<action>.csv)")
     bench.add_argument("--device", default="cpu", help="cpu | cuda")
     ex = sub.add_parser("exercises", help="build student copies of the exercises; grade submissions")
     esub = ex.add_subparsers(dest="exercises_command", required=True)
@@ -133,8 +137,10 @@ def _dispatch(args) -> int:
 
             reproduce_ablations(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
             return 0
-        run = reproduce_qilin if args.recipe == "qilin" else reproduce
-        run(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
+        if args.recipe == "qilin":
+            reproduce_qilin(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
+        else:
+            reproduce(cfg, artifacts_dir=args.artifacts, out_dir=args.out, seeds=args.seeds)
         return 0
     if args.command == "data":
         if args.data_command == "generate":
@@ -168,9 +174,16 @@ def _dispatch(args) -> int:
             print("\n".join(problems) or "all notebooks in sync")
         return 1 if problems else 0
     if args.command == "bench":
-        from .bench.hlora import run_cli
+        cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+        out = args.out or f"results/bench_{args.action}.csv"
+        if args.action == "stages":
+            from .bench.stages import run_cli as run_stages
 
-        run_cli(build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.out, args.device)
+            run_stages(cfg, out)
+        else:
+            from .bench.hlora import run_cli
+
+            run_cli(cfg, out, args.device)
         return 0
     if args.command == "plan":
         return _plan(args)

@@ -15,20 +15,47 @@ from .config import Config
 from .eval.report import Report
 
 
-def reproduce(cfg: Config, artifacts_dir: str | Path | None = None, out_dir: str | Path = "results") -> Report:
+def reproduce(cfg: Config, artifacts_dir: str | Path | None = None, out_dir: str | Path = "results",
+              seeds: int = 1) -> Report:
+    """The whole pipeline. The data and the pretrained parts (CLIP-lite, VQ, LLM-lite) are made
+    once, with ``cfg.seed``, and shared, as the real model shares its pretrained CLIP, VQGAN and
+    Phi-3; the three stages and the evaluation run for seeds ``cfg.seed .. cfg.seed + seeds - 1``."""
+    import dataclasses
+
+    from .errors import InputError
+
+    if seeds < 1:
+        raise InputError(f"--seeds {seeds}: give at least one seed")
     art = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
     report = Report(out_dir)
-    report.metrics["config"] = {"preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed}
-    report.text(f"Preset `{cfg.preset}`, profile `{cfg.profile}`, seed {cfg.seed}. "
+    report.metrics["config"] = {"preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed,
+                                "seeds": list(range(cfg.seed, cfg.seed + seeds))}
+    report.text(f"Preset `{cfg.preset}`, profile `{cfg.profile}`, seeds {cfg.seed}..{cfg.seed + seeds - 1}. "
                 f"Every number below comes from this run.")
-    for step in STEPS:
-        t = time.time()
-        print(f"[reproduce] {step.__name__} ...", flush=True)
-        step(cfg, art, report)
-        report.metrics.setdefault("step_seconds", {})[step.__name__] = round(time.time() - t, 1)
-        report.write()
+    for step in SHARED_STEPS:
+        _timed(step.__name__, report, lambda: step(cfg, art, report))
+    evaluations, stage_rows, first_paths = [], [], None
+    for seed in range(cfg.seed, cfg.seed + seeds):
+        cfg_s = dataclasses.replace(cfg, seed=seed)
+        rows, paths = _timed(f"stages (seed {seed})", report, lambda: step_stages(cfg_s, art))
+        stage_rows, first_paths = stage_rows + rows, first_paths or paths
+        evaluations.append(_timed(f"evaluation (seed {seed})", report, lambda: evaluate_seed(cfg_s, art)))
+        if seed == cfg.seed:
+            report.metrics["minutes_first_seed"] = round((time.time() - report.started) / 60, 1)
+    write_stages(report, stage_rows, first_paths)
+    write_results(report, evaluations)
+    report.write()
     print(f"[reproduce] wrote {report.out / 'REPORT.md'}")
     return report
+
+
+def _timed(name: str, report: Report, work):
+    t = time.time()
+    print(f"[reproduce] {name} ...", flush=True)
+    result = work()
+    report.metrics.setdefault("step_seconds", {})[name] = round(time.time() - t, 1)
+    report.write()
+    return result
 
 
 def step_data(cfg: Config, art: Path, report: Report) -> None:
@@ -111,6 +138,6 @@ def step_vq(cfg: Config, art: Path, report: Report) -> None:
                       "Validation PSNR of the VQ tokenizer during training.")
 
 
-from .reproduce_steps import step_evaluation, step_llm, step_stages  # noqa: E402
+from .reproduce_steps import evaluate_seed, step_llm, step_stages, write_results, write_stages  # noqa: E402
 
-STEPS = [step_data, step_vision, step_vq, step_llm, step_stages, step_evaluation]
+SHARED_STEPS = [step_data, step_vision, step_vq, step_llm]
