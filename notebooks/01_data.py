@@ -72,9 +72,13 @@ patient_gallery(patient, sizes=(32, 64, 128, 256), mark=True)
 # * **X-ray** is a *projection*: the line integral of attenuation through the whole body
 #   (Beer-Lambert, `1 - exp(-μ·L)`), so organs overlap.
 #
-# CT→MRI conversion is therefore *not* a per-pixel lookup table: the mapping depends on which
-# tissue a grey value belongs to, and the bias field must be invented. The table is the contrast
-# of each tissue (grey value in a slice, attenuation for the X-ray).
+# As on real scans, neither slice contrast fixes the other. On non-contrast CT the soft tissues
+# (heart, liver, spleen: 40-60 HU) lie within a few grey levels, while T2 MRI tells them apart;
+# on T2 MRI air, lung and bone are all dark, while CT tells them apart. So converting one into
+# the other takes knowing *which tissue* a pixel belongs to (its shape, its neighbours), and the
+# MRI bias field must be invented. How far a per-pixel grey-level table still gets is measured
+# below ("The baseline any model must beat"). The table is the contrast of each tissue (grey
+# value in a slice, attenuation for the X-ray).
 
 # %%
 import pandas as pd
@@ -179,6 +183,50 @@ for qtype in ("yes_no", "choice", "open_modality", "open_count", "open_location"
 pd.DataFrame(rows)
 
 # %% [markdown]
+# For image conversion the floor is higher than "copy the input". A **grey-level table** (256
+# numbers, fit on the train split: for every CT grey value, the mean MRI grey value at the same
+# pixels) is the best any *per-pixel* rule can do. Where one tissue's grey value fixes the
+# other's it is nearly the whole task; where it does not, it fails, and a model must use the
+# anatomy around the pixel. Both are scored on the **val** split (the test split stays for the
+# final numbers, notebook 09):
+
+# %%
+from healthgpt_lite.eval.baselines import fit_grey_level_table, task_pairs
+from healthgpt_lite.eval.metrics import image_scores, mean_scores
+
+size, rows, tables = run.cfg.data.image_size, [], {}
+for task in ("ct2mri", "mri2ct"):
+    tables[task] = fit_grey_level_table(data_dir, task, size)
+    inputs, targets = task_pairs(data_dir, "val", task, size)
+    for name, guess in (("copy the input", inputs), ("grey-level table", tables[task](inputs))):
+        rows.append({"task": task, "baseline": name, **mean_scores(image_scores(guess, targets))})
+baselines = pd.DataFrame(rows).set_index(["task", "baseline"]).round(3)
+baselines
+
+# %%
+ssim = baselines["ssim"]
+for task in ("ct2mri", "mri2ct"):
+    print(f"{task}: the table reaches SSIM {ssim[task, 'grey-level table']:.3f} against "
+          f"{ssim[task, 'copy the input']:.3f} for copying; a model must beat both to have learned more "
+          "than a per-pixel rule.")
+
+# %% [markdown]
+# The tables themselves: where a curve is flat over a range of inputs, those input grey values
+# come from tissues that the target modality tells apart, and the table can only give their
+# average.
+
+# %%
+fig = Figure(figsize=(7, 3))
+ax = fig.add_subplot()
+levels = np.linspace(0, 1, 256)
+for task, label in (("ct2mri", "CT grey -> MRI grey"), ("mri2ct", "MRI grey -> CT grey")):
+    ax.plot(levels, tables[task].table.numpy(), label=label)
+ax.plot(levels, levels, "k:", lw=0.8, label="identity (copy)")
+ax.set_xlabel("input grey value"), ax.set_ylabel("output grey value (mean on train)")
+ax.set_title("grey-level tables fit on the train split"), ax.legend(), ax.grid(alpha=0.3)
+fig
+
+# %% [markdown]
 # And the distribution the answers come from: lesion counts and sizes per patient.
 
 # %%
@@ -250,13 +298,15 @@ print(image_token_ids(tok))
 #   projection at any resolution; one patient yields every task's records.
 # * Records are LLaVA JSON, the format of VL-Health, VQA-RAD and SLAKE converted; generation
 #   targets become VQ tokens later.
-# * Splits are by patient; the majority-answer baseline is the floor for every accuracy.
+# * Splits are by patient; the majority-answer baseline is the floor for every accuracy, copying
+#   the input and a per-pixel grey-level table (fit on train) are the floors for CT↔MRI.
 # * Real DICOM/PNG/JPEG load through the same function; bad files fail with a clear message.
 #
 # ## Check your understanding
 #
-# 1. Why is a lesion *brighter* than the liver on MRI but *darker* on CT here, and why does that
-#    make CT→MRI more than a grey-value lookup? *(Tissue contrasts table and the bias field.)*
+# 1. Heart, liver and spleen have almost the same CT grey value but different MRI grey values.
+#    What does the CT→MRI grey-level table do with them, and what must a model use instead?
+#    *(Tissue contrasts table; the flat stretches of the table figure.)*
 # 2. What would go wrong if records were split at random instead of by patient?
 #    *(Memorised patients leak into the test set; see "Splits are by patient".)*
 # 3. What accuracy does "always answer the majority" reach on yes/no questions, and why must you

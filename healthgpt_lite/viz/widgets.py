@@ -47,6 +47,16 @@ def convert(gpt, data_dir: Path, patient: str, direction: str) -> Figure:
                    [f"input ({source.upper()})", "generated", f"real {target.upper()}"])
 
 
+def draw_from_report(gpt, report: str, n: int = 4, temperature: float = 1.0, top_k: int | None = None,
+                     seed: int = 0) -> Figure:
+    """Report->X-ray: the greedy image beside ``n`` samples (one-to-many: sampling draws anatomy)."""
+    instruction = f"Generate an X-ray image that matches this report: {report}"
+    greedy = gpt.vq.decode(gpt.generate_codes([instruction], [None]))[0]
+    generator = torch.Generator().manual_seed(seed)
+    drawn = gpt.vq.decode(gpt.generate_codes([instruction] * n, [None] * n, temperature, top_k, generator))
+    return _panels([greedy, *drawn], ["greedy", *[f"sample {i + 1}" for i in range(n)]])
+
+
 def upscale(gpt, data_dir: Path, patient: str, modality: str, factor: int = 4) -> Figure:
     """4x super-resolution: low-res input, bicubic, generated, real high-res."""
     from ..eval.metrics import bicubic_upsample
