@@ -111,9 +111,9 @@ def upstream_logits(tok, llava, vit, prompt, image_path, layer) -> torch.Tensor:
 
 
 def our_logits(gpt, question, image_path, generation=False) -> torch.Tensor:
-    ids = gpt._prompt_ids(question, True, generation)
+    ids = gpt.prompt_ids(question, True, generation)
     with torch.no_grad():
-        return gpt.model(input_ids=ids[None], pixels=gpt._pixels([image_path])).logits[0, -1]
+        return gpt.model(input_ids=ids[None], pixels=gpt.pixels([image_path])).logits[0, -1]
 
 
 # ----------------------------------------------------------------------------- tests
@@ -136,7 +136,7 @@ def test_answers_have_the_released_ids_and_logits(downloads, preset, prompt):
     gpt = released(paths)
     tok, llava, vit = upstream_model(paths, [paths["com"]], *PLUGINS["comprehension"])
     q = "Is there a lesion?"
-    ours = gpt._prompt_ids(q, True).tolist()
+    ours = gpt.prompt_ids(q, True).tolist()
     n = gpt.cfg.vision.num_tokens
     at = ours.index(IMAGE_TOKEN_INDEX)
     assert ours[at:at + n] == [IMAGE_TOKEN_INDEX] * n  # the one <image> of LLaVA, as n slots
@@ -175,7 +175,7 @@ def test_vocabulary_sits_one_place_earlier_than_this_projects(downloads):
 def test_preprocessing_pads_with_the_clip_mean_colour(downloads):
     gpt = released(downloads["m3"])
     wide = Image.new("RGB", (64, 16), (255, 255, 255))
-    pixels = gpt._pixels([wide])[0]  # (3, 32, 32) in [0, 1], not yet normalised
+    pixels = gpt.pixels([wide])[0]  # (3, 32, 32) in [0, 1], not yet normalised
     assert pixels.shape == (3, 32, 32)
     top = pixels[:, 0, 16]  # above the image: the padding
     assert torch.allclose(top * 255, torch.tensor([122.0, 116.0, 104.0]), atol=1.5)

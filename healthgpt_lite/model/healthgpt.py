@@ -69,7 +69,8 @@ class HealthGPTLite:
     def answer_batch(self, images: list, questions: list[str], max_new_tokens: int = 64) -> list[str]:
         self.set_task("comprehension")
         pixels = self._pixels(images)
-        prompts = [self._prompt_ids(q, with_image=True) for q in questions]
+        prompts = [encode_example(self.tokenizer, user_text(q, True), self.cfg.vision.num_tokens,
+                                  self.cfg.llm.max_position_embeddings)["input_ids"] for q in questions]
         new = self._generate(prompts, pixels, max_new_tokens, processors=[])
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
 
@@ -88,22 +89,15 @@ class HealthGPTLite:
         if any(with_image) and not all(with_image):
             raise InputError("a batch must be all with input images or all without")
         pixels = self._pixels(images) if all(with_image) else None
-        prompts = [self._prompt_ids(t, w, generation=True) for t, w in zip(instructions, with_image)]
+        prompts = [encode_example(self.tokenizer, user_text(t, w), self.cfg.vision.num_tokens,
+                                  self.cfg.llm.max_position_embeddings, generation=True)["input_ids"]
+                   for t, w in zip(instructions, with_image)]
         n = self.cfg.vq.num_tokens
         constraint = ImageTokenConstraint(self.model.block, n, self.model.layout.end_turn)
         new = self._generate(prompts, pixels, n + 2, [constraint], do_sample, temperature)
         return codes_from_tokens(new, self.model.block, self.cfg.vq.grid_size)
 
     # ------------------------------------------------------------------ shared
-    def _prompt_ids(self, text: str, with_image: bool, generation: bool = False) -> torch.Tensor:
-        """(T,) prompt ids in the chat template, <image> expanded to the visual-token slots."""
-        return encode_example(self.tokenizer, user_text(text, with_image), self.cfg.vision.num_tokens,
-                              self.cfg.llm.max_position_embeddings, generation=generation)["input_ids"]
-
-    def _stop_ids(self) -> int | list[int]:
-        """The token(s) an answer ends at."""
-        return self.model.layout.end_turn
-
     def _pixels(self, images: list) -> torch.Tensor:
         return torch.stack([load_image(im, size=self.cfg.vision.image_size) for im in images])  # (B, 3, H, W)
 
@@ -124,7 +118,7 @@ class HealthGPTLite:
             input_ids=ids, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens,
             do_sample=do_sample, temperature=temperature if do_sample else None, top_k=None, top_p=None,
             logits_processor=LogitsProcessorList(processors), pad_token_id=pad,
-            eos_token_id=self._stop_ids())
+            eos_token_id=self.model.layout.end_turn)
         return out[:, longest:]
 
 

@@ -115,30 +115,77 @@ class ReleasedHealthGPT(HealthGPTLite):
         vq = load_vq_tokenizer(cfg).to(device) if vqgan else None
         return cls(model, tokenizer, vq, cfg, chat, load_processor(clip, cfg.vision.image_size), system_prompt)
 
+    # ------------------------------------------------------------------ comprehension
+    @torch.no_grad()
+    def answer_batch(self, images: list, questions: list[str], max_new_tokens: int = 1024) -> list[str]:
+        """Greedy answers (the released default: up to 1024 new tokens, stop at the LLM's EOS ids)."""
+        self.set_task("comprehension")
+        prompts = [self.prompt_ids(q, with_image=True) for q in questions]
+        new = self._decode(prompts, self.pixels(images), max_new_tokens, [], self.stop_ids())
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate_codes(self, instructions: list[str], images: list) -> torch.Tensor:
+        """(B, h, w) VQ codes, decoded greedily under ``ImageTokenConstraint``: exactly h*w image
+        tokens after ``<start_index>`` (the released script decodes free text and scrapes digits)."""
+        from ..model.decoding import ImageTokenConstraint, codes_from_tokens
+
+        self.set_task("generation")
+        with_image = [im is not None for im in images]
+        if any(with_image) and not all(with_image):
+            raise InputError("a batch must be all with input images or all without")
+        prompts = [self.prompt_ids(t, w, generation=True) for t, w in zip(instructions, with_image)]
+        n, layout = self.cfg.vq.num_tokens, self.model.layout
+        constraint = ImageTokenConstraint(self.model.block, n, layout.end_turn)
+        new = self._decode(prompts, self.pixels(images) if all(with_image) else None, n + 2, [constraint], layout.end_turn)
+        return codes_from_tokens(new, self.model.block, self.cfg.vq.grid_size)
+
+    @torch.no_grad()
+    def generate_image(self, instruction: str, image=None) -> Image.Image:
+        """An RGB image, as the released code saves it: [-1, 1] clamped, to 8 bits by truncation."""
+        self.set_task("generation")  # refuses a model without the generation weights, before anything else
+        if self.vq is None:
+            raise InputError("drawing an image needs the VQGAN: pass vqgan= (taming's last.ckpt, f8-8192 Gumbel)")
+        codes = self.generate_codes([instruction], [image])  # (1, h, w)
+        rgb = self.vq.decode(codes)[0].float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()  # (R, R, 3) in [0, 1]
+        return Image.fromarray((255 * rgb).astype(np.uint8), mode="RGB")
+
     # ------------------------------------------------------------------ the released conventions
-    def _prompt_ids(self, text: str, with_image: bool, generation: bool = False) -> torch.Tensor:
+    def prompt_ids(self, text: str, with_image: bool, generation: bool = False) -> torch.Tensor:
+        """(T,) ids of the released prompt for ``text``; ``<image>`` = n_visual copies of -200."""
         prompt = self.template.prompt(text, with_image, self.system_prompt, generation)
         return prompt_ids(self.tokenizer, prompt, self.cfg.vision.num_tokens)
 
-    def _stop_ids(self) -> list[int]:
+    def stop_ids(self) -> list[int]:
         """The LLM folder's own end-of-sequence ids (Phi-3-mini: <|endoftext|>, <|assistant|>,
         <|end|>), as the released code's ``generate`` uses them, plus the template's end of turn."""
         eos = self.model.llm.generation_config.eos_token_id
         ids = [eos] if isinstance(eos, int) else list(eos or [])
         return ids + [self.model.layout.end_turn] if self.model.layout.end_turn not in ids else ids
 
-    def _pixels(self, images: list) -> torch.Tensor:
-        return torch.stack([released_pixels(im, self.processor) for im in images])  # (B, 3, S, S)
+    def pixels(self, images: list) -> torch.Tensor:
+        """(B, 3, S, S) in [0, 1]: mean-colour padding and CLIP's processor (``preprocess.py``)."""
+        return torch.stack([released_pixels(im, self.processor) for im in images])
 
-    @torch.no_grad()
-    def generate_image(self, instruction: str, image=None, do_sample: bool = False, temperature: float = 1.0) -> Image.Image:
-        """An RGB image, as the released code saves it: [-1, 1] clamped, to 8 bits by truncation."""
-        self.set_task("generation")  # refuses a model without the generation weights, before anything else
-        if self.vq is None:
-            raise InputError("drawing an image needs the VQGAN: pass vqgan= (taming's last.ckpt, f8-8192 Gumbel)")
-        codes = self.generate_codes([instruction], [image], do_sample, temperature)  # (1, h, w)
-        rgb = self.vq.decode(codes)[0].float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()  # (R, R, 3) in [0, 1]
-        return Image.fromarray((255 * rgb).astype(np.uint8), mode="RGB")
+    def _decode(self, prompts: list[torch.Tensor], pixels, max_new_tokens: int, processors: list, stop) -> torch.Tensor:
+        """Greedy decoding of a left-padded batch with the visual tokens spliced in; the new tokens (B, T_new)."""
+        from transformers import LogitsProcessorList
+
+        pad = self.tokenizer.pad_token_id
+        longest = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), longest), pad, dtype=torch.long)  # (B, T)
+        mask = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):
+            ids[i, longest - len(p):], mask[i, longest - len(p):] = p, 1
+        device = next(self.model.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
+        embeds = self.model.embed(ids, pixels=None if pixels is None else pixels.to(device))  # (B, T, d)
+        out = self.model.llm.generate(input_ids=ids, inputs_embeds=embeds, attention_mask=mask, do_sample=False,
+                                      max_new_tokens=max_new_tokens, temperature=None, top_k=None, top_p=None,
+                                      logits_processor=LogitsProcessorList(processors), pad_token_id=pad,
+                                      eos_token_id=stop)
+        return out[:, longest:]
 
 
 def released_config(preset: str, overrides, llm: str | Path, clip: str | Path, vqgan, shapes: dict[str, tuple[int, int]],
