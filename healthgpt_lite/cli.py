@@ -68,9 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--format", required=True, choices=["vqa-rad", "slake", "pathvqa"])
     cv.add_argument("source")
     cv.add_argument("out")
-    cv.add_argument("--split", default="all", choices=["all", "train", "test"], help="VQA-RAD: by phrase_type")
-    cv.add_argument("--lang", default="all", help="SLAKE: en | zh | all")
+    cv.add_argument("--split", default="all", choices=["all", "train", "val", "validate", "validation", "test"],
+                    help="VQA-RAD's public file: by phrase_type; a file that is one split (SLAKE, MEVF, exports): "
+                         "must be the split its name says")
+    cv.add_argument("--lang", default="all", help="SLAKE: en | zh | all (any case)")
     cv.add_argument("--images", default=None, help="check that every image exists under this folder")
+    cv.add_argument("--skip-invalid", action="store_true",
+                    help="skip rows that cannot become a record (e.g. SLAKE train's empty answer), with a warning each")
 
     plan = sub.add_parser("plan", help="parameters, tokens and memory per GPU of each stage (meta device)")
     _config_args(plan, profile="full")
@@ -182,7 +186,7 @@ def _dispatch(args) -> int:
         elif args.data_command == "convert":
             from .data.convert import convert_file
 
-            print(convert_file(args.source, args.out, args.format, args.split, args.lang, args.images))
+            print(convert_file(args.source, args.out, args.format, args.split, args.lang, args.images, args.skip_invalid))
         elif args.data_command == "tokenizer":
             from .data.samples import build_tokenizer
 

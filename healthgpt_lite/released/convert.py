@@ -157,16 +157,19 @@ def match_keys(tensors: dict[str, torch.Tensor], task: str, own: dict[str, torch
 
 def grouped(keys: list[str]) -> str:
     """Every key, with layer numbers folded: ``model.layers.{0..31}.mlp.down_proj.lora_A.weight (32 keys)``."""
-    groups: dict[str, list[str]] = defaultdict(list)
+    groups: dict[str, list[int]] = defaultdict(list)
     for key in keys:
-        groups[re.sub(r"\.\d+\.", ".{n}.", key, count=1)].append(re.search(r"\.(\d+)\.", key)[1]
-                                                                  if re.search(r"\.\d+\.", key) else "")
+        m = re.search(r"\.(\d+)\.", key)
+        if m is None:
+            groups[key].append(-1)
+        else:  # the same layer number wherever it appears (a key and the parameter it maps to)
+            groups[key.replace(f".{m[1]}.", ".{n}.")].append(int(m[1]))
     lines = []
     for pattern, numbers in groups.items():
         if len(numbers) == 1:
-            lines.append(pattern.replace("{n}", numbers[0]))
+            lines.append(pattern.replace("{n}", str(numbers[0])))
         else:
-            ints = sorted(int(n) for n in numbers)
+            ints = sorted(numbers)
             span = f"{ints[0]}..{ints[-1]}" if ints == list(range(ints[0], ints[-1] + 1)) else ",".join(map(str, ints))
             lines.append(f"{pattern.replace('{n}', '{' + span + '}')} ({len(numbers)} keys)")
     return "\n".join(f"    {line}" for line in lines)
