@@ -46,7 +46,8 @@ class ReleasedModel(HealthGPTModel):
 
     def __init__(self, llm, adapters, vision, block, layout: SequenceLayout, tasks: tuple[str, ...]):
         # every task must name a plugin for the base class; set_task below refuses the unloaded ones
-        super().__init__(llm, adapters, vision, block, layout, {t: t if t in tasks else tasks[0] for t in TASKS})
+        super().__init__(llm, adapters, vision, block, layout,
+                         plugin_of_task={t: t if t in tasks else tasks[0] for t in TASKS})
         self.loaded_tasks = tuple(tasks)
         self.set_task(tasks[0])
 
