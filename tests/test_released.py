@@ -224,6 +224,9 @@ def test_each_task_needs_its_own_files(downloads):
         released(paths).generate_image("Reconstruct the image.", image=downloads["scan"])
     with pytest.raises(InputError, match="no H-LoRA weights"):
         ReleasedHealthGPT.from_files(paths["llm"], paths["clip"], {"comprehension": paths["fusion"]})
+    with pytest.warns(UserWarning, match="com_hlora_weights.bin is loaded as the generation plugin"):
+        ReleasedHealthGPT.from_files(paths["llm"], paths["clip"], {"generation": paths["com"]}, fusion=paths["fusion"],
+                                     overrides=paths["overrides"])
 
 
 def test_cli_answer_and_generate_with_the_released_files(downloads, tmp_path, capsys):

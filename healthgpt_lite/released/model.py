@@ -20,6 +20,7 @@ tokens), cutting the last 8 characters of every Phi-3 answer, and L14's role-pla
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,11 @@ class ReleasedHealthGPT(HealthGPTLite):
         if "generation" in plugins and fusion is None:
             raise InputError("generation needs fusion_layer_weights.bin as well: its embedding and head rows are the "
                              "trained image tokens (without them every <idx_*> has the same logit)")
+        for task, path in plugins.items():  # the files do not say their task; their released names do
+            other = {"comprehension": "gen_", "generation": "com_"}[task]
+            if Path(path).name.startswith(other):
+                warnings.warn(f"{path} is loaded as the {task} plugin, but its name says "
+                              f"{'generation' if other == 'gen_' else 'comprehension'}", stacklevel=2)
         files = [ReleasedFile.read(path, task) for task, path in plugins.items()]  # read first: a bad file fails fast
         shapes = {f.task: plugin_shape(f.tensors, f.path) for f in files}
         files += [ReleasedFile.read(fusion, None)] if fusion else []
