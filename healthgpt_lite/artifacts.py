@@ -108,6 +108,39 @@ def read_safetensors(path: str | Path) -> dict:
         raise InputError(f"{path}: not a readable safetensors file ({e})") from None
 
 
+def read_torch_weights(path: str | Path, key: str | None = None) -> dict:
+    """The tensors of a ``.pt`` / ``.ckpt`` / ``.bin`` file, read with ``torch.load(weights_only=True)``:
+    tensors, dicts, lists and numbers only, never code. ``key``: the dict inside the file to
+    return when it has one (taming's ``state_dict``). ``InputError`` naming the file when it is
+    missing, not a torch file, needs pickled Python classes (with a one-line conversion to
+    safetensors for a file the user trusts), or holds anything but tensors."""
+    import pickle
+
+    import torch
+
+    from .errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        inner = f"['{key}']" if key else ""
+        raise InputError(
+            f"{path}: needs pickled Python classes to load, and torch.load(weights_only=True) never runs code from a "
+            f"download ({str(e).splitlines()[0]}). If you trust the file, convert it once to safetensors: "
+            f"python -c \"import torch, safetensors.torch as s; "
+            f"s.save_file(torch.load('{path}', weights_only=False){inner}, '{path.with_suffix('.safetensors')}')\"") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable torch file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    state = blob.get(key, blob) if key and isinstance(blob, dict) else blob
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        where = f" (or {{'{key}': ...}})" if key else ""
+        raise InputError(f"{path}: expected a dict of tensors{where}, got {type(state).__name__}")
+    return state
+
+
 def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifacts_dir: str | Path | None = None,
                  force: bool = False, extra: dict | None = None, **meta_extra) -> Path:
     """Return the artifact for ``cfg``; call ``make(path)`` to create it when absent.

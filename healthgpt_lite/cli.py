@@ -11,6 +11,10 @@
     healthgpt-lite data convert --format slake IN OUT   VQA-RAD / SLAKE / PathVQA -> LLaVA JSON
     healthgpt-lite plan --config configs/m3_stage1.yaml  parameters and memory per GPU (meta device)
     healthgpt-lite benchmark TEST.json --images DIR     closed / open scores on a converted benchmark
+    healthgpt-lite answer IMAGE QUESTION --artifacts DIR   a trained model answers (or the released weights:
+                                                  --hlora com_hlora_weights.bin --llm PHI3_DIR --clip CLIP_DIR)
+    healthgpt-lite generate INSTRUCTION --image IMG --out OUT.png   draw an image (released: --hlora
+                                                  gen_hlora_weights.bin --fusion ... --vqgan last.ckpt ...)
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
     healthgpt-lite bench stages                   tokens/s of every training stage; Lightning vs Python vs matmuls
@@ -68,9 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--format", required=True, choices=["vqa-rad", "slake", "pathvqa"])
     cv.add_argument("source")
     cv.add_argument("out")
-    cv.add_argument("--split", default="all", choices=["all", "train", "test"], help="VQA-RAD: by phrase_type")
-    cv.add_argument("--lang", default="all", help="SLAKE: en | zh | all")
+    cv.add_argument("--split", default="all", choices=["all", "train", "val", "validate", "validation", "test"],
+                    help="VQA-RAD's public file: by phrase_type; a file that is one split (SLAKE, MEVF, exports): "
+                         "must be the split its name says")
+    cv.add_argument("--lang", default="all", help="SLAKE: en | zh | all (any case)")
     cv.add_argument("--images", default=None, help="check that every image exists under this folder")
+    cv.add_argument("--skip-invalid", action="store_true",
+                    help="skip rows that cannot become a record (e.g. SLAKE train's empty answer), with a warning each")
 
     plan = sub.add_parser("plan", help="parameters, tokens and memory per GPU of each stage (meta device)")
     _config_args(plan, profile="full")
@@ -86,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--out", default=None, help="write scores.json and predictions.jsonl here")
     bm.add_argument("--batch-size", type=int, default=16)
     _config_args(bm, profile="full")
+
+    ans = sub.add_parser("answer", help="answer a question about an image: a trained model or the released weights")
+    ans.add_argument("image")
+    ans.add_argument("question")
+    ans.add_argument("--max-new-tokens", type=int, default=1024, help="as the released scripts (greedy decoding)")
+    _model_args(ans, "com_hlora_weights.bin (L14: com_hlora_weights_phi4.bin)")
+    gen = sub.add_parser("generate", help="draw an image from an instruction (and an input image)")
+    gen.add_argument("instruction")
+    gen.add_argument("--image", default=None, help="the input image (CT->MRI, super-resolution, reconstruction)")
+    gen.add_argument("--out", required=True, help="where the PNG goes")
+    _model_args(gen, "gen_hlora_weights.bin")
 
     fit = sub.add_parser("fit", help="train one stage with LightningCLI (--config configs/<preset>*.yaml; --help there)",
                          add_help=False)
@@ -108,6 +127,24 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", default="grades", help="where grades.csv, grades.md and executed/ go")
     grade.add_argument("--timeout", type=float, default=300, help="seconds per notebook before it is killed")
     return parser
+
+
+def _model_args(p: argparse.ArgumentParser, hlora_file: str) -> None:
+    p.add_argument("--artifacts", default=None, help="a model trained here (make reproduce): its artifacts folder")
+    p.add_argument("--profile", default=None, help="with --artifacts: the profile it was trained in (default: newest)")
+    p.add_argument("--preset", default=None, help="with --artifacts: its preset; released: the VQGAN's shapes (m3)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    r = p.add_argument_group("the released HealthGPT weights (instead of --artifacts)")
+    r.add_argument("--hlora", default=None, help=f"the released H-LoRA file: {hlora_file}")
+    r.add_argument("--llm", default=None, help="local folder of Phi-3-mini-4k-instruct (M3) or phi-4 (L14)")
+    r.add_argument("--clip", default=None, help="local folder of openai/clip-vit-large-patch14-336")
+    r.add_argument("--fusion", default=None, help="fusion_layer_weights.bin (stage-2 embeddings and head; generation)")
+    r.add_argument("--vqgan", default=None, help="taming VQGAN f8-8192 last.ckpt (generation)")
+    r.add_argument("--template", default="auto", choices=["auto", "phi3", "phi4"])
+    r.add_argument("--system-prompt", default=None, help="default: 'You are a helpful AI assistant.'")
+    r.add_argument("--alpha", type=float, default=None, help="H-LoRA alpha (default 2 x rank, as released)")
+    r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    r.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +192,7 @@ def _dispatch(args) -> int:
         elif args.data_command == "convert":
             from .data.convert import convert_file
 
-            print(convert_file(args.source, args.out, args.format, args.split, args.lang, args.images))
+            print(convert_file(args.source, args.out, args.format, args.split, args.lang, args.images, args.skip_invalid))
         elif args.data_command == "tokenizer":
             from .data.samples import build_tokenizer
 
@@ -191,7 +228,37 @@ def _dispatch(args) -> int:
         return _benchmark(args)
     if args.command == "exercises":
         return _exercises(args)
+    if args.command == "answer":
+        print(_inference_model(args, "comprehension").answer(args.image, args.question, args.max_new_tokens))
+        return 0
+    if args.command == "generate":
+        _inference_model(args, "generation").generate_image(args.instruction, image=args.image).save(args.out)
+        print(args.out)
+        return 0
     raise AssertionError(args.command)
+
+
+def _inference_model(args, task: str):
+    """The model ``answer`` / ``generate`` run: the released weights (``--hlora``) or a trained one."""
+    from .errors import InputError
+
+    if not args.hlora:
+        from .artifacts import default_artifacts_dir
+        from .model.healthgpt import HealthGPTLite
+
+        return HealthGPTLite.from_artifacts(args.artifacts or default_artifacts_dir(), args.profile, args.preset)
+    import torch
+
+    from .data.tokenizer import SYSTEM_PROMPT
+    from .released import ReleasedHealthGPT
+
+    if args.artifacts or not (args.llm and args.clip):
+        raise InputError("the released weights need --llm (Phi-3-mini / phi-4 folder) and --clip (CLIP ViT-L/14-336 "
+                         "folder) with --hlora, and no --artifacts (that is a model trained here)")
+    return ReleasedHealthGPT.from_files(args.llm, args.clip, {task: args.hlora}, fusion=args.fusion,
+                                        vqgan=args.vqgan, preset=args.preset or "m3", overrides=args.overrides,
+                                        template=args.template, system_prompt=args.system_prompt or SYSTEM_PROMPT,
+                                        alpha=args.alpha, dtype=getattr(torch, args.dtype), device=args.device)
 
 
 def _exercises(args) -> int:

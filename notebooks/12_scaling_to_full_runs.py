@@ -22,7 +22,10 @@
 # 4. read a full-run config: the global batch as per-device batch × GPUs × nodes × accumulation,
 #    the strategy, the real weights from local paths, the real data in LLaVA JSON;
 # 5. convert a benchmark (VQA-RAD) from its own format and run the *same* `fit` path here for a
-#    few steps, on stand-in weights, then score it the way the benchmark defines closed and open.
+#    few steps, on stand-in weights, then score it the way the benchmark defines closed and open;
+# 6. load the *released* HealthGPT weights (the authors' H-LoRA files on Phi-3-mini / phi-4, CLIP
+#    and the VQGAN) into this project's model, with the released token ids, template and
+#    preprocessing, and say which of their keys land where.
 #
 # Nothing in this notebook needs a GPU or a download. Everything the cluster will run is parsed,
 # built or counted here; what cannot be checked on a laptop (GPUs, the downloaded files) is said.
@@ -302,6 +305,100 @@ print({k: round(v, 2) for k, v in result["scores"].items() if "/" not in k})
 pd.DataFrame(result["rows"])[["question", "answer", "prediction", "question_type"]]
 
 # %% [markdown]
+# ## The released HealthGPT weights
+#
+# The authors released H-LoRA files, not a model: `com_hlora_weights.bin` (comprehension, r·k = 64),
+# `gen_hlora_weights.bin` (generation, r·k = 256) and `fusion_layer_weights.bin` (the stage-2
+# embeddings and head) for M3, `com_hlora_weights_phi4.bin` for L14. `ReleasedHealthGPT` puts them
+# into the same `HealthGPTModel` this course trains, with what the released model does
+# differently (`healthgpt_lite/released/`):
+#
+# * **vocabulary**: only the 8195 image tokens are added, from `len(tokenizer)` on (Phi-3-mini:
+#   32011 + 8195 = 40206 rows); `<image>` is the out-of-vocabulary id -200, so every image-token id
+#   sits one place *earlier* than in our own models, which add `<image>` as a real token;
+# * **template**: Phi-3's for M3, phi-4's own (`<|im_start|>`, `<|im_sep|>`, `<|im_end|>`) for L14,
+#   with our system line instead of the released L14 role-play prompt;
+# * **images**: padded to a square with CLIP's mean colour, then CLIP's own processor;
+# * **weights**: read with `torch.load(weights_only=True)`, every key mapped strictly.
+#
+# No download is possible here, so tiny stand-ins are written in exactly the released layouts
+# (a Phi3 folder with Phi-3's special tokens, a CLIP folder, a taming checkpoint, the `.bin` files
+# under the upstream peft names). `tests/test_released.py` re-implements the released code path
+# and checks that this model gives the same logits on them.
+
+# %%
+from healthgpt_lite.released import IMAGE_TOKEN_INDEX, ReleasedHealthGPT
+from healthgpt_lite.released.stand_ins import write_released_stand_ins
+
+dl = write_released_stand_ins(demo / "released", llm="phi3", seed=SEED)
+print("H-LoRA file keys:", *list(torch.load(dl["com"], weights_only=True))[:3], "...", sep="\n  ")
+m3_released = ReleasedHealthGPT.from_files(dl["llm"], dl["clip"], {"comprehension": dl["com"]}, overrides=dl["overrides"])
+layer = m3_released.model.llm.model.layers[0].self_attn.qkv_proj
+print("landed in:", type(layer).__name__, "with plugins", list(layer.plugins), "| scale", layer.plugins["comprehension"].scale)
+block = m3_released.model.block
+print(f"tokenizer entries {dl['tokenizer_entries']}; <start_index> = {block.start}, <idx_0> = {block.first_idx}; "
+      f"embedding rows {m3_released.model.llm.get_input_embeddings().weight.shape[0]}")
+
+# %% [markdown]
+# The prompt, as token ids: the system turn, `<image>` as 16 slots of -200 (the visual tokens go
+# there), the question, the assistant's turn.
+
+# %%
+scan = images / "synpic1001.jpg"
+ids = m3_released.prompt_ids("Is there a lesion in this image?", with_image=True)
+shown = [("<-200>" if i == IMAGE_TOKEN_INDEX else m3_released.tokenizer.convert_ids_to_tokens(i)) for i in ids.tolist()]
+print(" ".join(shown))
+print("answer (random stand-in weights, so random text):", repr(m3_released.answer(scan, "Is there a lesion?", max_new_tokens=8)))
+
+# %% [markdown]
+# Generation loads the generation plugin *and* the fusion layer (without it every `<idx_*>` row
+# is the same mean row, so all image tokens tie). The image is decoded under the constraint of
+# notebook 04 (exactly h·w image tokens), where the released script scrapes digits from free text.
+
+# %%
+m3_gen = ReleasedHealthGPT.from_files(dl["llm"], dl["clip"], {"generation": dl["gen"]}, fusion=dl["fusion"],
+                                      vqgan=dl["vqgan"], overrides=dl["overrides"])
+drawn = m3_gen.generate_image("Reconstruct the image.", image=scan)
+print("generated:", drawn.size, drawn.mode)
+
+# %% [markdown]
+# A file that does not fit is refused whole, with every unmatched, missing or mis-shaped key
+# (here: the generation file loaded as the comprehension plugin's, which has another rank):
+
+# %%
+from healthgpt_lite.errors import InputError
+from healthgpt_lite.released.convert import ReleasedFile, load_released
+
+try:
+    load_released(m3_released.model, [ReleasedFile.read(dl["gen"], "comprehension")])
+except InputError as e:
+    print(str(e)[:900])
+
+# %% [markdown]
+# L14 is phi-4 with its own template (only a comprehension file was released):
+
+# %%
+l14_dl = write_released_stand_ins(demo / "released_l14", llm="phi4", seed=SEED)
+l14 = ReleasedHealthGPT.from_files(l14_dl["llm"], l14_dl["clip"], {"comprehension": l14_dl["com"]},
+                                   overrides=l14_dl["overrides"])
+print(l14.template.prompt("Is there a lesion?", with_image=True))
+
+# %% [markdown]
+# With the real downloads the same runs from the command line (paths as in the download table):
+#
+# ```bash
+# python -m healthgpt_lite answer scan.png "What modality is this?" --llm /data/healthgpt/models/Phi-3-mini-4k-instruct \
+#     --clip /data/healthgpt/models/clip-vit-large-patch14-336 --hlora HealthGPT-M3/com_hlora_weights.bin --device cuda --dtype float16
+# python -m healthgpt_lite generate "Reconstruct the image." --image scan.png --out recon.png --llm ... --clip ... \
+#     --hlora HealthGPT-M3/gen_hlora_weights.bin --fusion HealthGPT-M3/fusion_layer_weights.bin \
+#     --vqgan /data/healthgpt/models/vqgan_openimages_f8_8192/last.ckpt --device cuda --dtype float16
+# ```
+#
+# What these stand-ins cannot check (README, "The released weights"): the real files' exact key
+# prefix (both `base_model.model.` and none are accepted), Phi-3's and phi-4's real tokenizers on
+# these prompts, and the numbers of the real 3.8B / 14B models.
+
+# %% [markdown]
 # ## Summary
 #
 # * On `meta`, the real presets build in about a second and count exactly: M3's comprehension
@@ -314,6 +411,8 @@ pd.DataFrame(result["rows"])[["question", "answer", "prediction", "question_type
 #   nodes × accumulation. Real data is LLaVA JSON, converted from each benchmark's own format.
 # * The whole path (real-layout weights, converted data, inline encoders, the stage artifact,
 #   benchmark scoring) runs here on stand-ins; only the GPUs and the downloads are missing.
+# * The released weights load into the same model, strictly, with their own ids (`<image>` = -200,
+#   image tokens from `len(tokenizer)`), template and preprocessing.
 #
 # ## Check your understanding
 #
@@ -329,6 +428,11 @@ pd.DataFrame(result["rows"])[["question", "answer", "prediction", "question_type
 #    gives the paper's 128? *(128 / (2 × 16) = 4.)*
 # 5. Which closed-question rule applies to PathVQA, and why not to VQA-RAD? *(Yes/no answers:
 #    PathVQA has no answer-type label; VQA-RAD labels its own, including closed "CT or MRI?" ones.)*
+# 6. The released `<start_index>` is id 32011 on Phi-3-mini; in this project's own M3 it is 32012.
+#    Why, and what would break if the released fusion layer were loaded into our own M3? *(Ours adds
+#    `<image>` as token 32011; the released model writes it as -200 outside the vocabulary. Every
+#    image-token row would be read one row off, and the embedding has 40207 rows, not 40206: the
+#    strict loader refuses the file instead.)*
 #
 # **Exercises:** the course's exercises are listed in [exercises/README.md](../exercises/README.md);
 # try changing `train.comp_batch_size` in `configs/m3_stage1.yaml` and predicting the memory

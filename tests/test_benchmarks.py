@@ -34,9 +34,9 @@ def test_convert_each_format(sources, tmp_path, fmt):
 
 def test_split_language_and_closed_rules():
     rad = [{"qid": 1, "image_name": "a.jpg", "question": "Is this CT or MRI?", "answer": "CT", "answer_type": "CLOSED ",
-            "phrase_type": "test_para"},
+            "phrase_type": "test_para", "qid_linked_id": "x1"},  # the public file's columns: it holds both splits
            {"qid": 2, "image_name": "a.jpg", "question": "Is there a mass?", "answer": "yes", "answer_type": "closed",
-            "phrase_type": "freeform"}]
+            "phrase_type": "freeform", "qid_linked_id": "x2"}]
     test = convert_rows(rad, "vqa-rad", split="test")
     assert [r["id"] for r in test] == ["vqa-rad_1"] and test[0]["question_type"] == "choice"  # closed, not yes/no
     assert [r["id"] for r in convert_rows(rad, "vqa-rad", split="train")] == ["vqa-rad_2"]

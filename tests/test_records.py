@@ -80,5 +80,5 @@ def test_bad_records_are_rejected(tmp_path, content, fragment):
 def test_json_lines(tmp_path):
     rec = {"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
     path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")
+    path.write_text(json.dumps(rec) + "\n" + json.dumps(dict(rec, id="b")) + "\n")
     assert len(load_records(path)) == 2

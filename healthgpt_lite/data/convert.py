@@ -1,45 +1,60 @@
 """Medical VQA benchmarks -> LLaVA JSON records (the format ``load_records`` and training read).
 
     python -m healthgpt_lite data convert --format vqa-rad "VQA_RAD Dataset Public.json" vqa_rad_test.json --split test
+    python -m healthgpt_lite data convert --format vqa-rad data_RAD/testset.json vqa_rad_test.json   # MEVF's split
     python -m healthgpt_lite data convert --format slake Slake1.0/test.json slake_test.json --lang en
+    python -m healthgpt_lite data convert --format slake Slake1.0/train.json slake_train.json --skip-invalid
     python -m healthgpt_lite data convert --format pathvqa pathvqa_test.jsonl pathvqa_test.json
 
-What each source file holds (the fields read here):
+What each source file holds (the fields read here; ``source_rows.py`` has every rule):
 
-* **VQA-RAD** (``VQA_RAD Dataset Public.json``, one list): ``qid, image_name, question, answer``
-  (sometimes a number), ``answer_type`` (``CLOSED`` / ``OPEN``), ``phrase_type`` (``freeform``,
-  ``para``, ``test_freeform``, ``test_para``: the ``test_*`` rows are the test split),
-  ``image_organ``. Images: ``VQA_RAD Image Folder/<image_name>``.
-* **SLAKE** (``train.json``, ``validate.json``, ``test.json``): ``qid, img_name, question,
-  answer, answer_type`` (``CLOSED`` / ``OPEN``), ``q_lang`` (``en`` / ``zh``), ``modality``,
-  ``location``. Images: ``imgs/<img_name>``.
+* **VQA-RAD**: the public file ``VQA_RAD Dataset Public.json`` (``qid, phrase_type, qid_linked_id,
+  image_case_url, image_name, image_organ, question, question_type, answer, answer_type, ...``;
+  its ``test_freeform`` / ``test_para`` rows are the test split, so ``--split`` applies), MEVF's
+  ``trainset.json`` / ``testset.json`` (the same fields minus the links: already one split each),
+  or a Hugging Face export (``image_path`` or ``image``, ``question``, ``answer``: no id, no answer type).
+* **SLAKE** (``train.json``, ``validate.json``, ``test.json``): ``qid, img_name, question, answer,
+  answer_type, q_lang`` (``en`` / ``zh``), ``modality, location, content_type``. One file per split.
 * **PathVQA**: the original release is pickles (never read here: no pickle from downloaded
   files); export it once to JSON / JSON lines of ``{image, question, answer}`` (e.g. from the
   Hugging Face copy, writing each image to a file). It has no answer type: its closed
   questions are the yes/no ones, as the PathVQA paper defines them.
 
-Closed vs open: the data set's own ``answer_type`` where it has one, else a yes/no answer means
-closed. Each record gets ``question_type`` ``yes_no`` / ``choice`` (closed, other answers) /
-``open``, which ``eval.metrics.comprehension_scores`` splits into closed accuracy and open
-exact match, as for VL-Health-lite.
+Each record keeps the source row verbatim under ``source`` (VQA-RAD's own ``question_type``
+"PRES", ``phrase_type``, SLAKE's ``content_type`` ...) and gets ``question_type`` ``yes_no`` /
+``choice`` (closed) / ``open``, ``answer_type``, ``modality``, ``organ`` and ``lang``, which
+``eval.metrics.comprehension_scores`` splits into closed accuracy and open exact match.
+
+A row that cannot become a record (an empty answer, no image name, an unknown answer type) stops
+the conversion with its row number and the fix; ``skip_invalid=True`` (``--skip-invalid``) skips
+such rows instead, with a warning per row and their count in the summary. A file whose ids repeat
+is refused: predictions are joined to questions by id.
 """
 from __future__ import annotations
 
 import json
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifacts import atomic_write_json
 from ..errors import InputError
 from .records import IMAGE_TOKEN, validate_record
+from .source_rows import (closed_question_type, is_closed, is_missing, row_id, row_image, row_text, source_fields,
+                          split_rule)
 
 FORMATS = ("vqa-rad", "slake", "pathvqa")
-YES_NO = {"yes", "no"}
-# source field names per format: image, question id, language, modality
-FIELDS = {
-    "vqa-rad": {"image": ("image_name",), "id": "qid"},
-    "slake": {"image": ("img_name",), "id": "qid"},
-    "pathvqa": {"image": ("image", "image_name", "img_name", "image_path"), "id": None},
-}
+LANGS = ("all", "en", "zh")
+
+
+@dataclass
+class Conversion:
+    """The records of one source file, the rows skipped (``"row 1622 (qid 1622): ..."``) and how
+    ``--split`` was applied."""
+
+    records: list[dict]
+    skipped: list[str] = field(default_factory=list)
+    split_rule: str = "all rows"
 
 
 def read_source(path: str | Path) -> list[dict]:
@@ -61,81 +76,85 @@ def read_source(path: str | Path) -> list[dict]:
     return rows
 
 
-def convert_rows(rows: list[dict], fmt: str, split: str = "all", lang: str = "all", source: str = "source") -> list[dict]:
-    """Source rows of ``fmt`` -> validated LLaVA records (see the module docstring)."""
+def convert_source(rows: list[dict], fmt: str, split: str = "all", lang: str = "all", source: str = "source",
+                   skip_invalid: bool = False) -> Conversion:
+    """Source rows of ``fmt`` -> validated LLaVA records (see the module docstring). ``source`` is
+    the file's path: its name says which split a one-split file is and prefixes made-up ids."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {FORMATS}")
-    out = []
+    lang = str(lang).strip().lower()
+    if lang not in LANGS:
+        raise InputError(f"lang={lang!r}; choose one of {LANGS} (SLAKE has English and Chinese questions)")
+    keep, rule = split_rule(rows, fmt, split, source)
+    out, skipped, stem = [], [], Path(source).stem
     for i, row in enumerate(rows):
-        where = f"{source} row {i}"
-        if not _keep(row, fmt, split, lang, where):
+        if not keep(row) or (lang != "all" and str(row.get("q_lang", "en")).strip().lower() != lang):
             continue
-        question, answer = _text(row, "question", where), _text(row, "answer", where)
-        image = _image(row, fmt, where)
-        closed = _is_closed(row, answer, where)
-        qtype = ("yes_no" if answer.lower().strip(" .") in YES_NO else "choice") if closed else "open"
-        qid = row.get(FIELDS[fmt]["id"]) if FIELDS[fmt]["id"] else None
-        rec = {"id": f"{fmt}_{qid if qid is not None else i}", "image": image,
-               "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{question}"},
-                                 {"from": "gpt", "value": answer}],
-               "task": "vqa_closed" if closed else "vqa_open", "task_type": "comprehension",
-               "question_type": qtype, "answer_type": "closed" if closed else "open",
-               "modality": str(row.get("modality") or "unknown").strip().lower(),  # VQA-RAD, PathVQA: none
-               "organ": str(row.get("image_organ") or row.get("location") or "unknown").strip().lower(),
-               "lang": str(row.get("q_lang", "en")), "dataset": fmt}
-        validate_record(rec, where=where)
-        out.append(rec)
+        where = f"{source} row {i}" + (f" (qid {row['qid']})" if isinstance(row, dict) and "qid" in row else "")
+        try:
+            out.append(_record(row, fmt, i, stem, where))
+        except InputError as e:
+            if not skip_invalid:
+                raise InputError(f"{e}; fix the row, or pass --skip-invalid to skip such rows with a warning") from None
+            skipped.append(str(e))
     if not out:
-        raise InputError(f"{source}: no {fmt} questions left after split={split!r}, lang={lang!r}")
-    return out
+        langs = sorted({str(r.get("q_lang", "en")).strip() for r in rows})
+        raise InputError(f"{source}: no {fmt} questions left after split={split!r}, lang={lang!r} "
+                         f"(the file's languages: {langs})")
+    _check_unique_ids(out, source)
+    return Conversion(out, skipped, rule)
+
+
+def convert_rows(rows: list[dict], fmt: str, split: str = "all", lang: str = "all", source: str = "source",
+                 skip_invalid: bool = False) -> list[dict]:
+    """The records of :func:`convert_source`."""
+    return convert_source(rows, fmt, split, lang, source, skip_invalid).records
 
 
 def convert_file(src: str | Path, dst: str | Path, fmt: str, split: str = "all", lang: str = "all",
-                 image_root: str | Path | None = None) -> dict:
+                 image_root: str | Path | None = None, skip_invalid: bool = False) -> dict:
     """Convert ``src`` into ``dst`` (JSON list, written atomically); with ``image_root``, every
-    image must exist there. Returns counts."""
-    records = convert_rows(read_source(src), fmt, split, lang, source=str(src))
+    image must exist there. Returns counts (skipped rows are also warned about, one by one)."""
+    result = convert_source(read_source(src), fmt, split, lang, source=str(src), skip_invalid=skip_invalid)
+    for why in result.skipped:
+        warnings.warn(f"skipped {why}", stacklevel=2)
+    records = result.records
     if image_root is not None:
         missing = [r["image"] for r in records if not (Path(image_root) / r["image"]).is_file()]
         if missing:
             raise InputError(f"{len(missing)} image(s) of {src} not found under {image_root}, e.g. {missing[:3]}")
     atomic_write_json(dst, records)
     closed = sum(r["answer_type"] == "closed" for r in records)
-    return {"records": len(records), "closed": closed, "open": len(records) - closed, "out": str(dst)}
+    return {"records": len(records), "closed": closed, "open": len(records) - closed, "skipped": len(result.skipped),
+            "split": result.split_rule, "out": str(dst)}
 
 
-# ----------------------------------------------------------------------------- fields
-def _keep(row: dict, fmt: str, split: str, lang: str, where: str) -> bool:
-    if split not in ("all", "train", "test"):
-        raise InputError(f"split={split!r}; choose all, train or test")
-    if fmt == "vqa-rad" and split != "all":
-        is_test = str(row.get("phrase_type", "")).startswith("test")
-        if is_test != (split == "test"):
-            return False
-    return lang == "all" or str(row.get("q_lang", "en")) == lang
+def _record(row: dict, fmt: str, index: int, stem: str, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected an object, got {type(row).__name__}")
+    question, answer = row_text(row, "question", where), row_text(row, "answer", where)
+    image = row_image(row, where)
+    closed = is_closed(row, answer, where)
+    rec = {"id": row_id(row, fmt, index, stem), "image": image,
+           "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{question}"}, {"from": "gpt", "value": answer}],
+           "task": "vqa_closed" if closed else "vqa_open", "task_type": "comprehension",
+           "question_type": closed_question_type(answer) if closed else "open", "answer_type": "closed" if closed else "open",
+           "modality": _label(row, "modality"), "organ": _label(row, "image_organ", "location"),
+           "lang": str(row.get("q_lang") or "en").strip().lower(), "dataset": fmt, "source": source_fields(row)}
+    validate_record(rec, where=where)
+    return rec
 
 
-def _text(row: dict, key: str, where: str) -> str:
-    value = row.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)  # VQA-RAD has numeric answers
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: missing or empty {key!r} (got {value!r})")
-    return " ".join(value.split())
+def _label(row: dict, *keys: str) -> str:
+    """A grouping label (lower case) from the first of ``keys`` the row has; the original stays in ``source``."""
+    value = next((row[k] for k in keys if not is_missing(row.get(k)) and str(row[k]).strip()), "unknown")
+    return str(value).strip().lower()
 
 
-def _image(row: dict, fmt: str, where: str) -> str:
-    for key in FIELDS[fmt]["image"]:
-        if isinstance(row.get(key), str) and row[key].strip():
-            return row[key].strip()
-    raise InputError(f"{where}: no image file name (expected one of {FIELDS[fmt]['image']})")
-
-
-def _is_closed(row: dict, answer: str, where: str) -> bool:
-    kind = row.get("answer_type")
-    if kind is None:  # PathVQA: closed = yes/no
-        return answer.lower().strip(" .") in YES_NO
-    kind = str(kind).strip().upper()
-    if kind not in ("CLOSED", "OPEN"):
-        raise InputError(f"{where}: answer_type {row.get('answer_type')!r}; expected CLOSED or OPEN")
-    return kind == "CLOSED"
+def _check_unique_ids(records: list[dict], source: str) -> None:
+    first: dict[str, int] = {}
+    for i, r in enumerate(records):
+        if r["id"] in first:
+            raise InputError(f"{source}: records {first[r['id']]} and {i} share the id {r['id']!r}; predictions are "
+                             "joined to questions by id, so the file must not repeat one")
+        first[r["id"]] = i

@@ -57,6 +57,17 @@ def load_image(src: ImageSource, size: int | None = None, channels: int = 3,
     return tensor.clamp_(0, 1)
 
 
+def open_rgb(src: ImageSource, window: tuple[float, float] | None = None) -> Image.Image:
+    """``src`` as an 8-bit RGB PIL image at its own size (no padding, no resizing), read by the
+    same rules as :func:`load_image`: what LLaVA-style pipelines (``Image.open(path).convert("RGB")``)
+    get for PNG and JPEG, and a windowed 8-bit rendering for DICOM and high bit depths."""
+    name, array = _read(src, window)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name}: the image has NaN or infinite pixel values")
+    rgb = np.clip(_to_channels(array, 3), 0, 1)  # (H, W, 3) in [0, 1]
+    return Image.fromarray(np.round(rgb * 255).astype(np.uint8), mode="RGB")
+
+
 # ----------------------------------------------------------------------------- sources
 def _read(src: ImageSource, window) -> tuple[str, np.ndarray]:
     if isinstance(src, Image.Image):

@@ -128,11 +128,15 @@ def patient_records(p: Patient, split: str, languages: Iterable[str], sr_factor:
 REQUIRED_KEYS = ("id", "conversations")
 
 
-def load_records(path: str | Path) -> list[dict]:
+def load_records(path: str | Path, unique_ids: bool = False) -> list[dict]:
     """Load LLaVA-format records (a JSON list, or JSON lines), checking each one's shape.
 
-    Works for VL-Health-lite and for real data sets converted to LLaVA JSON.
+    Works for VL-Health-lite and for real data sets in LLaVA JSON, in the variants they are
+    published in (no ``id``, LLaVA-Med question files, ``image`` as a list: ``llava_files.py``).
+    NaN values are refused; repeated ids are warned about (``unique_ids=True``: refused).
     """
+    from .llava_files import check_ids, normalize_record
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"records file {path} does not exist")
@@ -141,8 +145,12 @@ def load_records(path: str | Path) -> list[dict]:
         data = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
     except json.JSONDecodeError as e:
         raise InputError(f"records file {path} is not valid JSON / JSON lines: {e}") from None
+    if not isinstance(data, list):
+        raise InputError(f"records file {path}: expected a list of records, got {type(data).__name__}")
+    data = [normalize_record(rec, i, path) for i, rec in enumerate(data)]
     for i, rec in enumerate(data):
         validate_record(rec, where=f"{path} record {i}")
+    check_ids(data, path, unique_ids)
     return data
 
 

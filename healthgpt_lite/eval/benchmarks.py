@@ -6,7 +6,9 @@ set defines them). Output, per benchmark: **closed accuracy** (the number the He
 reports: VQA-RAD 73.7, SLAKE 74.6, PathVQA 78.7 for M3) and, for open questions, exact match
 and **recall** (the share of the reference answer's words found in the prediction, the usual
 open-question score of LLaVA-Med-style evaluations). Matching uses ``metrics.normalize_answer``
-(case, punctuation, articles, yes/no synonyms), the same as for VL-Health-lite.
+(case, punctuation, articles, number words, yes/no synonyms in English and Chinese), and a yes/no
+question is scored on the yes or no the answer gives (``metrics.yes_no``: LLaVA-Med's closed rule
+at the word level, so "Yes, it is." counts as yes).
 
     python -m healthgpt_lite benchmark slake_test.json --images Slake1.0/imgs --preset m3 --set ... --artifacts runs/m3
     python -m healthgpt_lite benchmark slake_test.json --predictions answers.jsonl   # score answers made elsewhere
@@ -19,7 +21,7 @@ from pathlib import Path
 from ..artifacts import atomic_write_json
 from ..data.records import IMAGE_TOKEN, load_records
 from ..errors import InputError
-from .metrics import comprehension_scores, normalize_answer
+from .metrics import comprehension_scores, normalize_answer, yes_no
 
 
 def open_recall(prediction: str, answer: str) -> float:
@@ -29,8 +31,16 @@ def open_recall(prediction: str, answer: str) -> float:
 
 
 def benchmark_records(path: str | Path) -> list[dict]:
-    """The converted records of a benchmark, refusing files without the closed/open labels."""
-    records = load_records(path)
+    """The converted records of a benchmark, refusing files without the closed/open labels or
+    with repeated ids. Records labelled only by the data set's ``answer_type`` (LLaVA-Med's own
+    VQA-RAD / SLAKE test files: CLOSED / OPEN) get their ``question_type`` from it."""
+    from ..data.source_rows import closed_question_type
+
+    records = load_records(path, unique_ids=True)
+    for r in records:
+        kind = str(r.get("answer_type", "")).strip().lower()
+        if "question_type" not in r and kind in ("closed", "open"):
+            r["question_type"] = closed_question_type(r["conversations"][1]["value"]) if kind == "closed" else "open"
     bad = next((i for i, r in enumerate(records) if r.get("question_type") not in ("yes_no", "choice", "open")), None)
     if bad is not None:
         raise InputError(f"{path} record {bad}: no question_type yes_no/choice/open; convert the benchmark with "
@@ -39,8 +49,13 @@ def benchmark_records(path: str | Path) -> list[dict]:
 
 
 def score_rows(rows: list[dict]) -> dict:
-    """rows: ``question_type, modality, lang, prediction, answer`` -> closed accuracy, open EM + recall."""
-    scores = comprehension_scores(rows)
+    """rows: ``question_type, modality, lang, prediction, answer`` -> closed accuracy, open EM + recall.
+
+    A yes/no question is scored on the yes or no the prediction gives (``metrics.yes_no``:
+    "Yes, it is." is yes, "是的" is yes, "不包含" is no); the prediction text itself stays in the rows."""
+    graded = [dict(r, prediction=yes_no(r["prediction"]) or r["prediction"]) if r["question_type"] == "yes_no" else r
+              for r in rows]
+    scores = comprehension_scores(graded)
     opened = [open_recall(r["prediction"], r["answer"]) for r in rows if r["question_type"] == "open"]
     if opened:
         scores["open_recall"] = sum(opened) / len(opened)

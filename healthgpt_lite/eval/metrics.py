@@ -16,23 +16,55 @@ import torch.nn.functional as F
 
 ARTICLES = {"a", "an", "the"}
 # Answers that mean the same thing in either language (closed questions are graded in their own language,
-# but "yes." / "Yes" / "是" / "是的" must all count).
-SYNONYMS = {"yes": "yes", "是": "yes", "是的": "yes", "no": "no", "否": "no", "不是": "no", "没有": "no",
+# but "yes." / "Yes" / "是" / "是的" must all count). The Chinese yes/no forms are those SLAKE's closed
+# questions are answered with (是的 / 不是 / 包含 / 不包含 / 有 / 没有 / 存在 / 可以 ...).
+SYNONYMS = {"yes": "yes", "是": "yes", "是的": "yes", "都是": "yes", "对": "yes", "有": "yes", "存在": "yes",
+            "包含": "yes", "包括": "yes", "可以": "yes",
+            "no": "no", "否": "no", "不是": "no", "不对": "no", "没有": "no", "不存在": "no", "不包含": "no",
+            "不包括": "no", "不可以": "no",
             "x-ray": "xray", "x光": "xray", "xray": "xray", "none": "none", "无": "none"}
+# Number words as digits, as LLaVA-Med's evaluation does (its ``manual_map``; "none" stays a word here:
+# VL-Health-lite answers "none" where no lesion has a location).
+NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+YES_NO_TERMS = {t: v for t, v in SYNONYMS.items() if v in ("yes", "no")}
 
 
 def normalize_answer(text: str) -> str:
     """VQA-style normalisation: Unicode NFKC (full-width -> ASCII), lower case, punctuation
-    (ASCII and CJK) and English articles removed, whitespace collapsed, synonyms mapped."""
+    (ASCII and CJK) and English articles removed, number words as digits, whitespace collapsed,
+    synonyms mapped."""
     text = unicodedata.normalize("NFKC", text).lower().strip()
     text = "".join(" " if _is_punctuation(ch) else ch for ch in text)
-    words = [w for w in text.split() if w not in ARTICLES]
+    words = [NUMBER_WORDS.get(w, w) for w in text.split() if w not in ARTICLES]
     text = " ".join(words).strip(" -")
     return SYNONYMS.get(text, text)
 
 
 def _is_punctuation(ch: str) -> bool:
     return ch != "-" and (ch in string.punctuation or unicodedata.category(ch).startswith("P"))
+
+
+def yes_no(text: str) -> str | None:
+    """The closed-answer normalisation: "yes" / "no" for an answer that gives one, else ``None``.
+
+    "Yes, it is." -> yes, "No." -> no, "是的，包含肝脏" -> yes, "图中不包含" -> no. The first yes/no word
+    decides (English: whole words; Chinese: the earliest term, the longer one where two start together,
+    so 不包含 is read before 包含). This is LLaVA-Med's closed-question rule (``llava/eval/run_eval.py``:
+    right when the prediction mentions yes/no and contains the reference), at the word level, without
+    its two flaws: the substring match ("no" in "nodule") and wrong yes/no answers left out of the count.
+    """
+    norm = normalize_answer(text)
+    if norm in ("yes", "no"):
+        return norm
+    words, best = norm.split(), None  # (position, -length, meaning)
+    for term, meaning in YES_NO_TERMS.items():
+        if term.isascii():
+            pos = next((sum(len(w) + 1 for w in words[:i]) for i, w in enumerate(words) if w == term), -1)
+        else:
+            pos = norm.find(term)
+        if pos >= 0 and (best is None or (pos, -len(term)) < best[:2]):
+            best = (pos, -len(term), meaning)
+    return best[2] if best else None
 
 
 def exact_match(prediction: str, reference: str) -> bool:

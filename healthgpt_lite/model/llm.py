@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -49,3 +50,18 @@ def load_pretrained_llm(cfg: LLMConfig, dtype: torch.dtype | None = None) -> Phi
         detail = ", ".join(f"{k}: checkpoint {a} vs preset {b}" for k, (a, b) in wrong.items())
         raise InputError(f"{path}: the checkpoint's shapes do not match this preset ({detail})")
     return Phi3ForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype or torch.float32)
+
+
+@contextmanager
+def no_progress_bars():
+    """Hide transformers' "Loading weights" / "Writing model shards" bars, then restore what the
+    caller had (never switch on bars a smoke notebook switched off)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()

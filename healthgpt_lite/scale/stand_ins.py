@@ -66,10 +66,12 @@ def write_benchmark_source(root: str | Path, fmt: str, n_patients: int = 4) -> t
               ("How many lesions are there?", count, "OPEN")]
         for j, (question, answer, kind) in enumerate(qa):
             qid = 2 * i + j
-            if fmt == "vqa-rad":  # every other patient in the test split
-                rows.append({"qid": qid, "image_name": name, "image_organ": "CHEST", "question": question,
-                             "answer": answer, "answer_type": kind, "question_type": "PRES",
-                             "phrase_type": "test_freeform" if i % 2 else "freeform"})
+            if fmt == "vqa-rad":  # the public file's columns; every other patient in the test split
+                rows.append({"qid": qid, "phrase_type": "test_freeform" if i % 2 else "freeform",
+                             "qid_linked_id": f"stand-in-{qid}", "image_case_url": f"https://medpix.example/case?id={i}",
+                             "image_name": name, "image_organ": "CHEST", "evaluation": "not evaluated",
+                             "question": question, "question_rephrase": "NULL", "question_relation": "NULL",
+                             "question_frame": "NULL", "question_type": "PRES", "answer": answer, "answer_type": kind})
             elif fmt == "slake":
                 rows.append({"img_id": i, "img_name": name, "question": question, "answer": str(answer),
                              "q_lang": "en", "location": "Chest", "modality": "CT", "answer_type": kind,

@@ -11,12 +11,11 @@ Files are read without pickle code execution: ``.safetensors``, or ``.ckpt``/``.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 
-from ..artifacts import read_safetensors
+from ..artifacts import read_safetensors, read_torch_weights
 from ..config import VQConfig
 from ..errors import InputError
 from .vqgan import VQGAN
@@ -29,21 +28,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: VQGAN checkpoint not found (vq.pretrained_path)")
-    if path.suffix == ".safetensors":
-        state = read_safetensors(path)
-    else:
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise InputError(
-                f"{path}: cannot be read safely with torch.load(weights_only=True) ({str(e).splitlines()[0]}). "
-                "If you trust the file, convert it once to safetensors: python -c \"import torch, safetensors.torch as s; "
-                f"s.save_file(torch.load('{path}', weights_only=False)['state_dict'], 'vqgan.safetensors')\"") from None
-        except (RuntimeError, EOFError, OSError) as e:
-            raise InputError(f"{path}: not a readable torch checkpoint ({e})") from None
-        state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{path}: expected a dict of tensors (or {{'state_dict': ...}}), got {type(state).__name__}")
+    state = read_safetensors(path) if path.suffix == ".safetensors" else read_torch_weights(path, key="state_dict")
     return {k: v for k, v in state.items() if not k.startswith(DROPPED_PREFIXES)}
 
 
