@@ -45,9 +45,10 @@ class ReleasedModel(HealthGPTModel):
     """``HealthGPTModel`` in the released layout: ``<image>`` slots hold the id -200 (no row of
     the embedding), and only the tasks whose weights were loaded may run."""
 
-    def __init__(self, llm, adapters, vision, block, layout: SequenceLayout, tasks: tuple[str, ...]):
-        # every task must name a plugin for the base class; set_task below refuses the unloaded ones
-        super().__init__(llm, adapters, vision, block, layout,
+    def __init__(self, llm, adapters, vision, block, layout: SequenceLayout, tasks: tuple[str, ...], n_image_tokens: int):
+        # every task must name a plugin for the base class; set_task below refuses the unloaded ones;
+        # the released model has no grid positions for its image tokens (1-D RoPE only, as the paper)
+        super().__init__(llm, adapters, vision, block, layout, n_image_tokens,
                          plugin_of_task={t: t if t in tasks else tasks[0] for t in TASKS})
         self.loaded_tasks = tuple(tasks)
         self.set_task(tasks[0])
@@ -116,7 +117,8 @@ class ReleasedHealthGPT(HealthGPTLite):
         layout = SequenceLayout(IMAGE_TOKEN_INDEX, tokenizer.convert_tokens_to_ids(START_INDEX),
                                 tokenizer.convert_tokens_to_ids(END_INDEX), tokenizer.convert_tokens_to_ids(chat.sep),
                                 tokenizer.pad_token_id)
-        model = ReleasedModel(base, make_adapters(cfg, vision.hidden_size), vision, block, layout, tuple(plugins))
+        model = ReleasedModel(base, make_adapters(cfg, vision.hidden_size), vision, block, layout, tuple(plugins),
+                              cfg.vq.num_tokens)
         load_released(model, files)
         model.to(device=device, dtype=dtype)
         vq = load_vq_tokenizer(cfg).to(device) if vqgan else None
@@ -216,7 +218,8 @@ def released_config(preset: str, overrides, llm: str | Path, clip: str | Path, v
             "llm.max_position_embeddings": lm.max_position_embeddings, "vision.pretrained_path": str(clip),
             "vision.image_size": vis.image_size, "vision.patch_size": vis.patch_size, "vision.hidden_size": vis.hidden_size,
             "vision.num_layers": vis.num_hidden_layers, "vision.num_heads": vis.num_attention_heads,
-            "vision.intermediate_size": vis.intermediate_size, "vq.pretrained_path": str(vqgan) if vqgan else None}
+            "vision.intermediate_size": vis.intermediate_size, "vq.pretrained_path": str(vqgan) if vqgan else None,
+            "image_tokens.positions": "none"}  # the released model: 1-D RoPE only
     for task, (rank, experts) in shapes.items():
         sets |= {f"lora.{task}.rank": rank, f"lora.{task}.experts": experts,
                  f"lora.{task}.alpha": float(alpha or 2 * rank), f"lora.{task}.dropout": 0.0}
