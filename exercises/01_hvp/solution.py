@@ -20,10 +20,10 @@
 #    over the right dimension, even where a wrong broadcast raises no error;
 # 4. rebuild the project's `HVPEncoder` from the chosen layer and your normalisation.
 #
-# The project's versions are in `healthgpt_lite/vision/` (notebook 02 explains them). Write
-# the code where a cell says `return None  # your code here`, run the `check()` cell below it,
-# and use `q1.hint()` (then `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not
-# stop the notebook: later cells then use the reference (set `STRICT = True` to make them fail
+# The project's versions are in `healthgpt_lite/vision/` (notebook 02 explains them). Write the
+# code where a cell says `return None  # your code here`, run the `check()` cell below it, and
+# use `q1.hint()` (then `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop
+# the notebook: later cells then use the reference (set `STRICT = True` to make them fail
 # instead). Calling the package's own function is not an answer: the check notices.
 
 # %% tags=["parameters"]

@@ -22,9 +22,10 @@
 # HealthGPT writes images as VQ codes (REFERENCE §1; van den Oord et al. 2017, "Neural Discrete
 # Representation Learning"); the project's quantizer is `healthgpt_lite/vq/quantizer.py` and
 # notebook 03 trains the tokenizer. Write the code where a cell says `return None  # your code
-# here`, run the `check()` cell below it, and use `q1.hint()` / `q1.solution()` when stuck. A
-# blank answer does not stop the notebook: later cells then use the reference (set `STRICT =
-# True` to make them fail instead).
+# here`, run the `check()` cell below it, and use `q1.hint()` (then `q1.hint(2)`) /
+# `q1.solution()` when stuck. A blank answer does not stop the notebook: later cells then use
+# the reference (set `STRICT = True` to make them fail instead). Calling the package's own
+# implementation is not an answer: the check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -73,6 +74,7 @@ q1.check()
 
 # %%
 # q1.hint()
+# q1.hint(2)
 # q1.solution()
 
 # %% [markdown]
@@ -97,6 +99,7 @@ q2.check()
 
 # %%
 # q2.hint()
+# q2.hint(2)
 # q2.solution()
 
 # %% [markdown]
@@ -137,6 +140,7 @@ q3.check()
 
 # %%
 # q3.hint()
+# q3.hint(2)
 # q3.solution()
 
 # %% [markdown]
@@ -168,6 +172,7 @@ q4.check()
 
 # %%
 # q4.hint()
+# q4.hint(2)
 # q4.solution()
 
 # %% [markdown]

@@ -18,13 +18,13 @@
 #    hook, and say why the stage-1 generation run needs it (the new image-token rows);
 # 3. verify with one optimiser step that the text rows did not move, and see that weight decay
 #    would move them anyway;
-# 4. read off what fraction of HealthGPT-M3's 4 billion parameters each stage trains.
+# 4. read off what fraction of HealthGPT-M3's billions of parameters each stage trains.
 #
-# Write the code where a cell says `raise NotImplementedError  # your code here` or
-# `return None  # your code here`, run the `check()` cell below it, and use `q1.hint()` (then
-# `q1.hint(2)`) / `q1.solution()` when stuck. Blank answers do not stop the notebook: later
-# cells then use the reference (set `STRICT = True` to make them fail instead). Calling the
-# package's own function is not an answer: the check notices.
+# Write the code where a cell says `raise NotImplementedError  # your code here`, run the
+# `check()` cell below it, and use `q1.hint()` (then `q1.hint(2)`) / `q1.solution()` when stuck.
+# Blank answers do not stop the notebook: later cells then use the reference (set `STRICT =
+# True` to make them fail instead). Calling the package's own function is not an answer: the
+# check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -55,7 +55,7 @@ import pandas as pd
 from healthgpt_lite.training.stages import ORDER, STAGES
 
 pd.DataFrame([{"stage": name, "trains": ", ".join(STAGES[name].trains), "what it does": STAGES[name].note}
-              for name in ORDER]).style.hide(axis="index")
+              for name in ORDER]).set_index("stage")
 
 # %% [markdown]
 # `image_rows` is not a tensor of its own: it is the word embedding and the output head again,
@@ -120,7 +120,7 @@ import torch
 
 def train_only_rows_from(weight: torch.nn.Parameter, first_row: int):
     """From now on only rows ``first_row..`` of ``weight`` (V, d) get a gradient; returns a handle."""
-    return None  # your code here
+    raise NotImplementedError  # your code here
 
 
 # %%

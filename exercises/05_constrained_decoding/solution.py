@@ -19,9 +19,10 @@
 #    untrained model produce a complete grid of image codes.
 #
 # Write the code where a cell says `raise NotImplementedError  # your code here` (or `return
-# None  # your code here`), run the `check()` cell below it, and use `q1.hint()` /
-# `q1.solution()` when stuck. A blank answer does not stop the notebook: later cells then use the
-# reference (set `STRICT = True` to make them fail instead).
+# None  # your code here`), run the `check()` cell below it, and use `q1.hint()` (then
+# `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop the notebook: later
+# cells then use the reference (set `STRICT = True` to make them fail instead). Calling the
+# package's own implementation is not an answer: the check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -110,6 +111,7 @@ q1.check()
 
 # %%
 # q1.hint()
+# q1.hint(2)
 # q1.solution()
 
 # %% [markdown]

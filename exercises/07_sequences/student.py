@@ -21,8 +21,8 @@
 # 4. check both against the project's model: the same loss from your pieces.
 #
 # The project's versions are `healthgpt_lite/model/multimodal.py` (`encode_example`,
-# `splice_visual_tokens`); notebook 04 explains them. Write the code where a cell says
-# `return None  # your code here`, run the `check()` cell below it, and use `q1.hint()` (then
+# `splice_visual_tokens`); notebook 04 explains them. Write the code where a cell says `return
+# None  # your code here`, run the `check()` cell below it, and use `q1.hint()` (then
 # `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop the notebook: later
 # cells then use the reference (set `STRICT = True` to make them fail instead). Calling the
 # package's own function is not an answer: the check notices.

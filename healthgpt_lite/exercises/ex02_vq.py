@@ -41,7 +41,7 @@ def _tensor_problem(got, shape: tuple, what: str) -> str | None:
 
 # ----------------------------------------------------------------------------- q1
 def reference_nearest_code(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    vq = VectorQuantizer(*codebook.shape, ema=False)
+    vq = VectorQuantizer(*codebook.shape, ema=False).to(codebook.dtype)  # float64 cases too (q4 uses it as fallback)
     with torch.no_grad():
         vq.embedding.weight.copy_(codebook)
         return vq.nearest(flat)

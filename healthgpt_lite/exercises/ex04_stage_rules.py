@@ -205,7 +205,7 @@ q1 = Question(EXERCISE, "q1", "set_trainable", reference_set_trainable, stage_ca
                      "on or off group by group can switch a tensor off after another group switched it on. Decide "
                      "for every parameter first, then switch on what trains."))
 q2 = Question(EXERCISE, "q2", "train_only_rows_from", reference_train_only_rows_from, row_cases, compare_rows,
-              observe=observe_rows, placeholder=None,
+              observe=observe_rows,
               forbidden=("healthgpt_lite.training.lit_module.train_only_rows_from",
                          "healthgpt_lite.training.lit_module.freeze_for_stage"),
               hints=("requires_grad cannot freeze half a matrix. What else decides how much a row of the weight "
