@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab data-samples venv clean
+.PHONY: reproduce test lab book data-samples venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,12 @@ reproduce: $(STAMP)
 ## Unit tests + every notebook and exercise solution under papermill (smoke profile).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## The executed course as a static site: every notebook run in PROFILE (default cpu; reuses
+## ARTIFACTS_DIR as `make reproduce` left it, trains what is missing) -> build/book/index.html.
+PROFILE ?= cpu
+book: $(STAMP)
+	$(PY) -m healthgpt_lite book --profile $(PROFILE) --out build/book $(if $(ARTIFACTS_DIR),--artifacts $(ARTIFACTS_DIR))
 
 ## For students: JupyterLab on the notebooks.
 lab: $(STAMP)

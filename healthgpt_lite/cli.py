@@ -14,6 +14,7 @@
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
     healthgpt-lite exercises build [--check]      student copies from the solution notebooks
     healthgpt-lite exercises grade SUBMISSIONS/   run and grade submitted notebooks (--out, --timeout)
+    healthgpt-lite book [--profile cpu]           execute every notebook, render it offline -> build/book/
 """
 from __future__ import annotations
 
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions")
     grade.add_argument("--out", default="grades", help="where grades.csv, grades.md and executed/ go")
     grade.add_argument("--timeout", type=float, default=300, help="seconds per notebook before it is killed")
+    book = sub.add_parser("book", help="execute every notebook in one profile and render it to a static site")
+    book.add_argument("--profile", default="cpu")
+    book.add_argument("--out", default="build/book")
+    book.add_argument("--artifacts", default=None, help="artifacts folder (default: the one `make reproduce` uses)")
+    book.add_argument("--only", nargs="+", default=None, metavar="PREFIX", help="only these notebooks, e.g. 00 01")
+    book.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per notebook before it is killed")
     return parser
 
 
@@ -178,6 +185,12 @@ def _dispatch(args) -> int:
         return _benchmark(args)
     if args.command == "exercises":
         return _exercises(args)
+    if args.command == "book":
+        from .book import build_book
+
+        chapters = build_book(args.out, args.profile, args.artifacts, args.only, args.timeout)
+        print(f"{Path(args.out) / 'index.html'}: {len(chapters)} notebooks in {sum(c.wall_s for c in chapters) / 60:.1f} min")
+        return 0 if all(c.ok for c in chapters) else 1
     raise AssertionError(args.command)
 
 
