@@ -562,6 +562,8 @@ def test_exercise_notebook_anatomy(exercise, repo):
     text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     for part in ("**Learning objectives.**", "## Summary", "## Check your understanding", "README.md"):
         assert part in text
+    questions = text.split("## Check your understanding", 1)[1]
+    assert questions.count("<details><summary>") >= 3 and "*(" not in questions, "hide the answers in <details>"
 
 
 def test_cli_build_check(capsys):

@@ -232,15 +232,30 @@ for name, r in runs.items():
 #
 # ## Check your understanding
 #
-# 1. Why is the `‖z‖²` term not needed to find the argmin, but `‖e‖²` is? *(`‖z‖²` is the same
-#    for every code of a row; `‖e‖²` differs per code.)*
-# 2. In the toy, where did the decoder's gradient go without the straight-through estimator?
-#    *(Into the codebook rows, through `codebook[indices]`; the encoder got only the commitment
-#    pull.)*
-# 3. With β on the codebook term instead, what changes during training? *(The codes follow the
-#    encoder 4× more slowly and the encoder is pulled 4× harder towards its code.)*
-# 4. What does the project's EMA quantizer (`ema=True`) use instead of the codebook term?
-#    *(Running averages of the vectors assigned to each code; `vq/quantizer.py`.)*
+# <details><summary>1. Why is the <code>‖z‖²</code> term not needed to find the argmin, but
+# <code>‖e‖²</code> is?</summary>
+#
+# `‖z‖²` is the same for every code of a row; `‖e‖²` differs per code.
+# </details>
+#
+# <details><summary>2. In the toy, where did the decoder's gradient go without the
+# straight-through estimator?</summary>
+#
+# Into the codebook rows, through `codebook[indices]`; the encoder got only the commitment pull.
+# </details>
+#
+# <details><summary>3. With β on the codebook term instead, what changes during
+# training?</summary>
+#
+# The codes follow the encoder 4× more slowly and the encoder is pulled 4× harder towards its
+# code.
+# </details>
+#
+# <details><summary>4. What does the project's EMA quantizer (<code>ema=True</code>) use instead
+# of the codebook term?</summary>
+#
+# Running averages of the vectors assigned to each code; `vq/quantizer.py`.
+# </details>
 #
 # Notebook 03 (`notebooks/03_vq_tokenizer.py`) trains the tokenizer with these pieces. All
 # exercises: [exercises/README.md](../README.md).

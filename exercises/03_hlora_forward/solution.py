@@ -233,13 +233,28 @@ print(f"k={k} experts of rank {r}, d={d}, {x.shape[0] * x.shape[1]} tokens: fuse
 #
 # ## Check your understanding
 #
-# 1. With `repeat` instead of `repeat_interleave`, which expert's weight does rank column j get?
-#    *(Expert j mod k instead of j // r.)*
-# 2. Why must the softmax run over the last dimension of `router(x)`? *(Each token mixes its own
-#    k experts; over another dimension tokens would share one normalisation.)*
-# 3. If you scaled by α / (r·k), by how much would the update shrink? *(k times: the plugin
-#    would behave as if α were α / k.)*
-# 4. With one expert (k = 1), what is H-LoRA? *(Plain LoRA: the softmax is 1; notebook 05 checks
-#    it against peft.)*
+# <details><summary>1. With <code>repeat</code> instead of <code>repeat_interleave</code>, which
+# expert's weight does rank column j get?</summary>
+#
+# Expert j mod k instead of j // r.
+# </details>
+#
+# <details><summary>2. Why must the softmax run over the last dimension of
+# <code>router(x)</code>?</summary>
+#
+# Each token mixes its own k experts; over another dimension tokens would share one
+# normalisation.
+# </details>
+#
+# <details><summary>3. If you scaled by α / (r·k), by how much would the update
+# shrink?</summary>
+#
+# k times: the plugin would behave as if α were α / k.
+# </details>
+#
+# <details><summary>4. With one expert (k = 1), what is H-LoRA?</summary>
+#
+# Plain LoRA: the softmax is 1; notebook 05 checks it against peft.
+# </details>
 #
 # All exercises: [exercises/README.md](../README.md).

@@ -212,11 +212,23 @@ fig
 #
 # ## Check your understanding
 #
-# 1. Why count from the *last* `<start_index>`, not the first? *(A conversation can hold an
-#    earlier, finished image; the rule is about the image being written now.)*
-# 2. What goes wrong when the digits of generated text are scraped into indices, as the released
-#    code does? *(One stray or missing token shifts or breaks the 1024 codes; REFERENCE §6.)*
-# 3. With sampling at temperature 1, can the constrained model still write text in the middle of
-#    an image? *(No: forbidden tokens get logit −∞, probability exactly 0.)*
+# <details><summary>1. Why count from the *last* <code>&lt;start_index&gt;</code>, not the
+# first?</summary>
+#
+# A conversation can hold an earlier, finished image; the rule is about the image being written
+# now.
+# </details>
+#
+# <details><summary>2. What goes wrong when the digits of generated text are scraped into
+# indices, as the released code does?</summary>
+#
+# One stray or missing token shifts or breaks the 1024 codes; REFERENCE §6.
+# </details>
+#
+# <details><summary>3. With sampling at temperature 1, can the constrained model still write
+# text in the middle of an image?</summary>
+#
+# No: forbidden tokens get logit −∞, probability exactly 0.
+# </details>
 #
 # All exercises: [exercises/README.md](../README.md).

@@ -214,11 +214,22 @@ print("e.g.", [(p, normalize_answer(p)) for p in predictions[:4]])
 #
 # ## Check your understanding
 #
-# 1. A model improves PSNR from 30 to 33 dB: by what factor did its MSE shrink? *(10^0.3 ≈ 2.)*
-# 2. Why does SSIM need C₁ and C₂ on the phantoms in particular? *(Their background is flat:
-#    zero mean and variance, so 0/0 without them.)*
-# 3. Why map "是的" and "yes" to the same form instead of grading each language separately?
-#    *(A bilingual model may answer a Chinese question in either; see `SYNONYMS`.)*
+# <details><summary>1. A model improves PSNR from 30 to 33 dB: by what factor did its MSE
+# shrink?</summary>
+#
+# 10^0.3 ≈ 2.
+# </details>
+#
+# <details><summary>2. Why does SSIM need C₁ and C₂ on the phantoms in particular?</summary>
+#
+# Their background is flat: zero mean and variance, so 0/0 without them.
+# </details>
+#
+# <details><summary>3. Why map "是的" and "yes" to the same form instead of grading each language
+# separately?</summary>
+#
+# A bilingual model may answer a Chinese question in either; see `SYNONYMS`.
+# </details>
 #
 # The metrics are used by the evaluation of every trained model (`healthgpt_lite/eval/`). All
 # exercises: [exercises/README.md](../README.md).
