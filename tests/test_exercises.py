@@ -345,9 +345,9 @@ QUESTION_IDS = [f"{e}-{q.label}" for e, q in ALL_QUESTIONS]
 
 
 def _wrappers(q):
-    """Five ways to hand back the reference's work: a call, an alias in a default argument, a
-    closure, a call that hides behind ``except Exception``, and a package function whose
-    signature differs, reached through ``importlib`` (so no import line names it)."""
+    """Four ways to hand back the reference's work: a call, an alias in a default argument, a
+    closure, and a call that hides behind ``except Exception``. (Package functions reached
+    through ``importlib``, so that no import line names them, are tested below.)"""
     ref = q.reference
 
     def through_closure():
