@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab data-samples venv clean
+.PHONY: reproduce test lab book browser-deps data-samples venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,17 @@ reproduce: $(STAMP)
 ## Unit tests + every notebook and exercise solution under papermill (smoke profile).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## The executed course as a static site: every notebook run in PROFILE (default cpu; reuses
+## ARTIFACTS_DIR as `make reproduce` left it, trains what is missing) -> build/book/index.html.
+PROFILE ?= cpu
+book: $(STAMP)
+	$(PY) -m healthgpt_lite book --profile $(PROFILE) --out build/book $(if $(ARTIFACTS_DIR),--artifacts $(ARTIFACTS_DIR))
+
+## Debian's Chromium for the browser test of notebook 09 (tests/test_widgets_in_browser.py);
+## without it that test is skipped (under CI=true it fails). Needs root and apt-get.
+browser-deps:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## For students: JupyterLab on the notebooks.
 lab: $(STAMP)

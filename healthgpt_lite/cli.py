@@ -20,6 +20,8 @@
     healthgpt-lite bench stages                   tokens/s of every training stage; Lightning vs Python vs matmuls
     healthgpt-lite exercises build [--check]      student copies from the solution notebooks
     healthgpt-lite exercises grade SUBMISSIONS/   run and grade submitted notebooks (--out, --timeout)
+    healthgpt-lite book [--profile cpu]           execute every notebook, render it offline -> build/book/
+    healthgpt-lite browser-check --screenshot PNG notebook 09's widgets in JupyterLab in headless Chromium
 """
 from __future__ import annotations
 
@@ -126,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions")
     grade.add_argument("--out", default="grades", help="where grades.csv, grades.md and executed/ go")
     grade.add_argument("--timeout", type=float, default=300, help="seconds per notebook before it is killed")
+    book = sub.add_parser("book", help="execute every notebook in one profile and render it to a static site")
+    book.add_argument("--profile", default="cpu")
+    book.add_argument("--out", default="build/book")
+    book.add_argument("--artifacts", default=None, help="artifacts folder (default: the one `make reproduce` uses)")
+    book.add_argument("--only", nargs="+", default=None, metavar="PREFIX", help="only these notebooks, e.g. 00 01")
+    book.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per notebook before it is killed")
+    bc = sub.add_parser("browser-check", help="run notebook 09 in JupyterLab in headless Chromium; check its widgets")
+    bc.add_argument("--profile", default="smoke")
+    bc.add_argument("--artifacts", default=None, help="artifacts folder (default: ./artifacts)")
+    bc.add_argument("--screenshot", default=None, help="where to save a PNG of the widget it changed")
+    bc.add_argument("--timeout", type=float, default=900, help="seconds for running the notebook in the browser")
     return parser
 
 
@@ -234,6 +247,19 @@ def _dispatch(args) -> int:
     if args.command == "generate":
         _inference_model(args, "generation").generate_image(args.instruction, image=args.image).save(args.out)
         print(args.out)
+        return 0
+    if args.command == "book":
+        from .book import build_book
+
+        chapters = build_book(args.out, args.profile, args.artifacts, args.only, args.timeout)
+        print(f"{Path(args.out) / 'index.html'}: {len(chapters)} notebooks in {sum(c.wall_s for c in chapters) / 60:.1f} min")
+        return 0 if all(c.ok for c in chapters) else 1
+    if args.command == "browser-check":
+        from .artifacts import default_artifacts_dir
+        from .browser_check import run_browser_check
+
+        result = run_browser_check(args.artifacts or default_artifacts_dir(), args.screenshot, args.timeout, args.profile)
+        print(result.summary())
         return 0
     raise AssertionError(args.command)
 

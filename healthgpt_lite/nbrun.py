@@ -55,6 +55,18 @@ def check_parameters(notebook: str | Path, parameters: dict) -> None:
         raise InputError(f"{notebook}: unknown parameter(s) {unknown}; it declares {sorted(declared)}")
 
 
+def prepare_notebook(notebook: str | Path, output: str | Path, parameters: dict) -> Path:
+    """A copy of ``notebook`` with ``parameters`` injected after its ``parameters`` cell (as
+    papermill does) and nothing executed: for running it elsewhere, e.g. in JupyterLab."""
+    import papermill
+
+    check_parameters(notebook, parameters)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, prepare_only=True,
+                               progress_bar=False, log_output=False)
+    return Path(output)
+
+
 def error_outputs(executed: dict) -> list[str]:
     """Every error output of an executed notebook (as 'Ename: evalue'), in cell order."""
     errors = []

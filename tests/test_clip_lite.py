@@ -115,3 +115,29 @@ def test_run_probes_rows_per_hidden_state(smoke_data):
     assert [r["layer"] for r in rows] == [1, 2]
     for r in rows:
         assert 0.5 < r["pixel R2"] <= 1 and 0 <= r["lesion count"] <= 1 and "modality majority" in r
+
+
+def _probe_row(layer, r2, **accuracy):
+    from healthgpt_lite.vision.probes import MEANING
+
+    majority = {"modality": 0.34, "any lesion": 0.5, "lesion count": 0.5, "lesion in right lung": 0.8,
+                "lesion in left lung": 0.8, "lesion in liver": 0.9}
+    row = {"layer": layer, "pixel R2": r2}
+    for a in MEANING:
+        row[a], row[f"{a} majority"] = accuracy.get(a.replace(" ", "_"), majority[a]), majority[a]
+    return row
+
+
+def test_hvp_layers_chosen_from_probes_by_detail_and_by_skill_over_the_baseline():
+    """Hand-worked: hs[0] has the best R2 but is no block output; hs[2] gains +0.10 over a 0.5
+    baseline (skill 0.2 / 6 attributes), hs[3] +0.09 over the liver's 0.9 (skill 0.9 / 6)."""
+    from healthgpt_lite.vision.probes import choose_hvp_layers, meaning_skill
+
+    rows = [_probe_row(3, 0.90, lesion_in_liver=0.99), _probe_row(0, 0.99), _probe_row(1, 0.95),
+            _probe_row(2, 0.95, any_lesion=0.6)]
+    assert meaning_skill(rows[0]) == pytest.approx(0.9 / 6) and meaning_skill(rows[3]) == pytest.approx(0.2 / 6)
+    assert choose_hvp_layers(rows) == {"generation": 1, "comprehension": 3}  # R2 tie 1 = 2: the shallower
+    sure = {**_probe_row(2, 0.9), "lesion in liver": 1.0, "lesion in liver majority": 1.0}
+    assert meaning_skill(sure) == 0.0  # the attribute with nothing to avoid is left out, not 0/0
+    with pytest.raises(InputError, match="no block output"):
+        choose_hvp_layers([_probe_row(0, 0.99)])

@@ -22,9 +22,10 @@
 # HealthGPT writes images as VQ codes (REFERENCE §1; van den Oord et al. 2017, "Neural Discrete
 # Representation Learning"); the project's quantizer is `healthgpt_lite/vq/quantizer.py` and
 # notebook 03 trains the tokenizer. Write the code where a cell says `return None  # your code
-# here`, run the `check()` cell below it, and use `q1.hint()` / `q1.solution()` when stuck. A
-# blank answer does not stop the notebook: later cells then use the reference (set `STRICT =
-# True` to make them fail instead).
+# here`, run the `check()` cell below it, and use `q1.hint()` (then `q1.hint(2)`) /
+# `q1.solution()` when stuck. A blank answer does not stop the notebook: later cells then use
+# the reference (set `STRICT = True` to make them fail instead). Calling the package's own
+# implementation is not an answer: the check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -70,6 +71,7 @@ q1.check()
 
 # %%
 # q1.hint()
+# q1.hint(2)
 # q1.solution()
 
 # %% [markdown]
@@ -92,6 +94,7 @@ q2.check()
 
 # %%
 # q2.hint()
+# q2.hint(2)
 # q2.solution()
 
 # %% [markdown]
@@ -130,6 +133,7 @@ q3.check()
 
 # %%
 # q3.hint()
+# q3.hint(2)
 # q3.solution()
 
 # %% [markdown]
@@ -153,6 +157,7 @@ q4.check()
 
 # %%
 # q4.hint()
+# q4.hint(2)
 # q4.solution()
 
 # %% [markdown]
@@ -212,15 +217,30 @@ for name, r in runs.items():
 #
 # ## Check your understanding
 #
-# 1. Why is the `‖z‖²` term not needed to find the argmin, but `‖e‖²` is? *(`‖z‖²` is the same
-#    for every code of a row; `‖e‖²` differs per code.)*
-# 2. In the toy, where did the decoder's gradient go without the straight-through estimator?
-#    *(Into the codebook rows, through `codebook[indices]`; the encoder got only the commitment
-#    pull.)*
-# 3. With β on the codebook term instead, what changes during training? *(The codes follow the
-#    encoder 4× more slowly and the encoder is pulled 4× harder towards its code.)*
-# 4. What does the project's EMA quantizer (`ema=True`) use instead of the codebook term?
-#    *(Running averages of the vectors assigned to each code; `vq/quantizer.py`.)*
+# <details><summary>1. Why is the <code>‖z‖²</code> term not needed to find the argmin, but
+# <code>‖e‖²</code> is?</summary>
+#
+# `‖z‖²` is the same for every code of a row; `‖e‖²` differs per code.
+# </details>
+#
+# <details><summary>2. In the toy, where did the decoder's gradient go without the
+# straight-through estimator?</summary>
+#
+# Into the codebook rows, through `codebook[indices]`; the encoder got only the commitment pull.
+# </details>
+#
+# <details><summary>3. With β on the codebook term instead, what changes during
+# training?</summary>
+#
+# The codes follow the encoder 4× more slowly and the encoder is pulled 4× harder towards its
+# code.
+# </details>
+#
+# <details><summary>4. What does the project's EMA quantizer (<code>ema=True</code>) use instead
+# of the codebook term?</summary>
+#
+# Running averages of the vectors assigned to each code; `vq/quantizer.py`.
+# </details>
 #
 # Notebook 03 (`notebooks/03_vq_tokenizer.py`) trains the tokenizer with these pieces. All
 # exercises: [exercises/README.md](../README.md).

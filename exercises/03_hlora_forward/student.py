@@ -13,7 +13,7 @@
 #
 # **Learning objectives.** After this exercise you can
 # 1. expand per-expert router weights onto the rank columns each expert owns, and spot the
-#    `repeat` / `repeat_interleave` bug;
+#    bug that gives each column the weight of the wrong expert;
 # 2. write the fused H-LoRA update `B(w_exp ⊙ A x) · α / r` with the router's softmax over the
 #    experts and the right scale;
 # 3. write the same update as MoELoRA's loop over experts and show, numerically and with block
@@ -21,10 +21,11 @@
 # 4. say what the fused form saves.
 #
 # The project's versions are `healthgpt_lite/lora/hlora.py` (`HLoRAPlugin`) and
-# `lora/moelora.py` (`MoELoRAPlugin`); notebook 05 explains them. Write the code where a cell says
-# `return None  # your code here`, run the `check()` cell below it, and use `q1.hint()` /
-# `q1.solution()` when stuck. A blank answer does not stop the notebook: later cells then use the
-# reference (set `STRICT = True` to make them fail instead).
+# `lora/moelora.py` (`MoELoRAPlugin`); notebook 05 explains them. Write the code where a cell
+# says `return None  # your code here`, run the `check()` cell below it, and use `q1.hint()`
+# (then `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop the notebook:
+# later cells then use the reference (set `STRICT = True` to make them fail instead). Calling
+# the package's own plugins is not an answer: the check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -79,6 +80,7 @@ q1.check()
 
 # %%
 # q1.hint()
+# q1.hint(2)
 # q1.solution()
 
 # %% [markdown]
@@ -117,6 +119,7 @@ q2.check()
 
 # %%
 # q2.hint()
+# q2.hint(2)
 # q2.solution()
 
 # %% [markdown]
@@ -139,6 +142,7 @@ q3.check()
 
 # %%
 # q3.hint()
+# q3.hint(2)
 # q3.solution()
 
 # %% [markdown]
@@ -214,13 +218,28 @@ print(f"k={k} experts of rank {r}, d={d}, {x.shape[0] * x.shape[1]} tokens: fuse
 #
 # ## Check your understanding
 #
-# 1. With `repeat` instead of `repeat_interleave`, which expert's weight does rank column j get?
-#    *(Expert j mod k instead of j // r.)*
-# 2. Why must the softmax run over the last dimension of `router(x)`? *(Each token mixes its own
-#    k experts; over another dimension tokens would share one normalisation.)*
-# 3. If you scaled by α / (r·k), by how much would the update shrink? *(k times: the plugin
-#    would behave as if α were α / k.)*
-# 4. With one expert (k = 1), what is H-LoRA? *(Plain LoRA: the softmax is 1; notebook 05 checks
-#    it against peft.)*
+# <details><summary>1. With <code>repeat</code> instead of <code>repeat_interleave</code>, which
+# expert's weight does rank column j get?</summary>
+#
+# Expert j mod k instead of j // r.
+# </details>
+#
+# <details><summary>2. Why must the softmax run over the last dimension of
+# <code>router(x)</code>?</summary>
+#
+# Each token mixes its own k experts; over another dimension tokens would share one
+# normalisation.
+# </details>
+#
+# <details><summary>3. If you scaled by α / (r·k), by how much would the update
+# shrink?</summary>
+#
+# k times: the plugin would behave as if α were α / k.
+# </details>
+#
+# <details><summary>4. With one expert (k = 1), what is H-LoRA?</summary>
+#
+# Plain LoRA: the softmax is 1; notebook 05 checks it against peft.
+# </details>
 #
 # All exercises: [exercises/README.md](../README.md).

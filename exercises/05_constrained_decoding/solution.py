@@ -19,9 +19,10 @@
 #    untrained model produce a complete grid of image codes.
 #
 # Write the code where a cell says `raise NotImplementedError  # your code here` (or `return
-# None  # your code here`), run the `check()` cell below it, and use `q1.hint()` /
-# `q1.solution()` when stuck. A blank answer does not stop the notebook: later cells then use the
-# reference (set `STRICT = True` to make them fail instead).
+# None  # your code here`), run the `check()` cell below it, and use `q1.hint()` (then
+# `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop the notebook: later
+# cells then use the reference (set `STRICT = True` to make them fail instead). Calling the
+# package's own implementation is not an answer: the check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -110,6 +111,7 @@ q1.check()
 
 # %%
 # q1.hint()
+# q1.hint(2)
 # q1.solution()
 
 # %% [markdown]
@@ -210,11 +212,23 @@ fig
 #
 # ## Check your understanding
 #
-# 1. Why count from the *last* `<start_index>`, not the first? *(A conversation can hold an
-#    earlier, finished image; the rule is about the image being written now.)*
-# 2. What goes wrong when the digits of generated text are scraped into indices, as the released
-#    code does? *(One stray or missing token shifts or breaks the 1024 codes; REFERENCE §6.)*
-# 3. With sampling at temperature 1, can the constrained model still write text in the middle of
-#    an image? *(No: forbidden tokens get logit −∞, probability exactly 0.)*
+# <details><summary>1. Why count from the *last* <code>&lt;start_index&gt;</code>, not the
+# first?</summary>
+#
+# A conversation can hold an earlier, finished image; the rule is about the image being written
+# now.
+# </details>
+#
+# <details><summary>2. What goes wrong when the digits of generated text are scraped into
+# indices, as the released code does?</summary>
+#
+# One stray or missing token shifts or breaks the 1024 codes; REFERENCE §6.
+# </details>
+#
+# <details><summary>3. With sampling at temperature 1, can the constrained model still write
+# text in the middle of an image?</summary>
+#
+# No: forbidden tokens get logit −∞, probability exactly 0.
+# </details>
 #
 # All exercises: [exercises/README.md](../README.md).

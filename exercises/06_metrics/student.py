@@ -17,11 +17,12 @@
 # 3. normalise free-text VQA answers so that "Yes." and "是" count as the same answer, and see
 #    how much an unnormalised exact match under-counts.
 #
-# HealthGPT reports SSIM / PSNR / MSE for generation and accuracy for comprehension
-# (REFERENCE §4); the project's versions are in `healthgpt_lite/eval/metrics.py`. Write the code
-# where a cell says `return None  # your code here`, run the `check()` cell below it, and use
-# `q1.hint()` / `q1.solution()` when stuck. A blank answer does not stop the notebook: later
-# cells then use the reference (set `STRICT = True` to make them fail instead).
+# HealthGPT reports SSIM / PSNR / MSE for generation and accuracy for comprehension (REFERENCE
+# §4); the project's versions are in `healthgpt_lite/eval/metrics.py`. Write the code where a
+# cell says `return None  # your code here`, run the `check()` cell below it, and use
+# `q1.hint()` (then `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop the
+# notebook: later cells then use the reference (set `STRICT = True` to make them fail instead).
+# Calling the package's own implementation is not an answer: the check notices.
 
 # %% tags=["parameters"]
 PROFILE = "smoke"
@@ -42,7 +43,8 @@ q1, q2, q3 = load_questions("06_metrics", globals(), strict=STRICT)
 # %% [markdown]
 # ## Q1 · PSNR
 #
-# For images with values in [0, data_range], the peak signal-to-noise ratio is
+# For images whose values can span `data_range` (1 for [0, 1], 255 for 8-bit values, 2 for the
+# VQGAN's [-1, 1]), the peak signal-to-noise ratio is
 #
 # $$\mathrm{PSNR} = 10 \log_{10} \frac{\text{data\_range}^2}{\mathrm{MSE}}\ \text{dB},$$
 #
@@ -63,6 +65,7 @@ q1.check()
 
 # %%
 # q1.hint()
+# q1.hint(2)
 # q1.solution()
 
 # %% [markdown]
@@ -94,6 +97,7 @@ q2.check()
 
 # %%
 # q2.hint()
+# q2.hint(2)
 # q2.solution()
 
 # %% [markdown]
@@ -160,6 +164,7 @@ q3.check()
 
 # %%
 # q3.hint()
+# q3.hint(2)
 # q3.solution()
 
 # %% [markdown]
@@ -192,11 +197,22 @@ print("e.g.", [(p, normalize_answer(p)) for p in predictions[:4]])
 #
 # ## Check your understanding
 #
-# 1. A model improves PSNR from 30 to 33 dB: by what factor did its MSE shrink? *(10^0.3 ≈ 2.)*
-# 2. Why does SSIM need C₁ and C₂ on the phantoms in particular? *(Their background is flat:
-#    zero mean and variance, so 0/0 without them.)*
-# 3. Why map "是的" and "yes" to the same form instead of grading each language separately?
-#    *(A bilingual model may answer a Chinese question in either; see `SYNONYMS`.)*
+# <details><summary>1. A model improves PSNR from 30 to 33 dB: by what factor did its MSE
+# shrink?</summary>
+#
+# 10^0.3 ≈ 2.
+# </details>
+#
+# <details><summary>2. Why does SSIM need C₁ and C₂ on the phantoms in particular?</summary>
+#
+# Their background is flat: zero mean and variance, so 0/0 without them.
+# </details>
+#
+# <details><summary>3. Why map "是的" and "yes" to the same form instead of grading each language
+# separately?</summary>
+#
+# A bilingual model may answer a Chinese question in either; see `SYNONYMS`.
+# </details>
 #
 # The metrics are used by the evaluation of every trained model (`healthgpt_lite/eval/`). All
 # exercises: [exercises/README.md](../README.md).

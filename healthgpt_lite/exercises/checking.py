@@ -12,6 +12,12 @@ one of three verdicts (the nbgrader / otter / Kaggle-learntools convention, DESI
 * **not attempted**: the name is not defined, the stub still raises ``NotImplementedError``,
   or it returns the declared placeholder.
 
+An answer that calls or wraps the project's own implementation is **incorrect**: while it
+runs, the reference and every function named in ``forbidden`` are poisoned (``poison.py``:
+their code is swapped for code that records the call and raises), so every route to them is
+caught, not only an ``import`` line. ``hint()`` has two levels (``hint(2)``), neither of which
+is the code; ``solution()`` shows the code.
+
 A notebook must run top to bottom even with blanks, so when the answer is not correct the
 name is re-bound to the reference in the notebook's namespace (with a visible note) and later
 cells keep working; with ``strict=True`` (the notebook's ``STRICT`` parameter) ``check()``
@@ -27,6 +33,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from ..errors import InputError
+from .poison import UsedReference, reference_unavailable, refers_to, resolve, unwrapped
 
 RESULTS_ENV = "HEALTHGPT_LITE_EXERCISE_RESULTS"
 CORRECT, INCORRECT, NOT_ATTEMPTED = "correct", "incorrect", "not attempted"
@@ -79,11 +88,14 @@ class Question:
     reference: Callable  # the project's implementation, same signature (the fallback)
     cases: Callable[[], Iterable[Case]]
     compare: Callable[[Any, Any], str | None]  # (expected, got) -> None if equal, else the reason
-    hint_text: str
+    hints: tuple[str, str]  # a nudge, then a closer one; neither is the code (solution() is)
     # what is compared: by default the returned value; for a function that works in place,
     # e.g. observe=lambda args, returned: <the state of args[0]>
     observe: Callable[[tuple, Any], Any] | None = None
     placeholder: Any = _MISSING  # a value the stub returns that means "blank" (e.g. None)
+    # dotted paths of the package's implementations an answer must not use (poison.py); the
+    # reference itself is always forbidden. Never name what an earlier question's fallback calls.
+    forbidden: tuple[str, ...] = ()
     namespace: dict | None = None  # the notebook's globals(), set by bind()
     strict: bool = False
 
@@ -102,18 +114,36 @@ class Question:
                                                 "check: run your own cell again first.")
         if not callable(answer):
             return self._verdict(INCORRECT, f"`{self.name}` should be a function, got {type(answer).__name__}.")
+        poisoned = self.forbidden_functions()
+        if (named := refers_to(answer, poisoned)):
+            return self._verdict(INCORRECT, _uses_reference(named))
         n = 0
         for n, case in enumerate(self.cases(), 1):
             args = case.make_args()
-            expected = self._observe(args, self.reference(*args))
+            try:
+                expected, refused = self._observe(args, self.reference(*args)), None
+            except InputError as e:  # an inconsistent input: the answer must refuse it too
+                expected, refused = None, e
             try:
                 args = case.make_args()
-                returned = answer(*args)
-                got = self._observe(args, returned)
+                with reference_unavailable(poisoned) as calls:
+                    returned = answer(*args)
+                got = None if refused else self._observe(args, returned)
             except NotImplementedError:
                 return self._verdict(NOT_ATTEMPTED, "the stub still raises NotImplementedError: replace it with your code.")
+            except UsedReference:
+                pass  # reported below: calls
             except Exception as e:  # the student's code failed: say where, not how to fix it
+                if calls:
+                    return self._verdict(INCORRECT, _uses_reference(calls[0]))
+                if refused:
+                    continue  # refused, as it should
                 return self._verdict(INCORRECT, f"it raised {type(e).__name__}: {e} (on {case.description}).")
+            if calls:  # also when the answer caught the poison's exception and carried on
+                return self._verdict(INCORRECT, _uses_reference(calls[0]))
+            if refused:
+                return self._verdict(INCORRECT, f"it returned a result for an input it must refuse with an error "
+                                                f"({refused}) (on {case.description}).")
             if self.placeholder is not _MISSING and _is_placeholder(returned, self.placeholder):
                 if n == 1:  # the stub's answer from the start: blank
                     return self._verdict(NOT_ATTEMPTED, f"it still returns the placeholder {self.placeholder!r}.")
@@ -125,6 +155,10 @@ class Question:
             if reason:
                 return self._verdict(INCORRECT, f"{reason} (on {case.description}).")
         return self._verdict(CORRECT, f"matches the reference on all {n} test cases.")
+
+    def forbidden_functions(self) -> list:
+        """The function objects poisoned while an answer runs: the reference and ``forbidden``."""
+        return [*unwrapped(self.reference), *(f for path in self.forbidden for f in resolve(path))]
 
     def _observe(self, args: tuple, returned: Any) -> Any:
         return self.observe(args, returned) if self.observe else returned
@@ -145,12 +179,21 @@ class Question:
             raise ExerciseNotDone(f"STRICT: {self.label} (`{self.name}`) is {verdict.status}: {verdict.reason}")
         return verdict
 
-    def hint(self) -> None:
-        print(f"💡 Hint ({self.label}, `{self.name}`): {self.hint_text}")
+    def hint(self, level: int = 1) -> None:
+        """``hint()``: a nudge; ``hint(2)``: a closer one. Neither is the code."""
+        if level not in (1, 2):
+            raise ValueError(f"there are two hints: {self.label}.hint() and {self.label}.hint(2)")
+        more = f"  (closer: {self.label}.hint(2))" if level == 1 else f"  (the code: {self.label}.solution())"
+        print(f"💡 Hint {level} ({self.label}, `{self.name}`): {self.hints[level - 1]}{more}")
 
     def solution(self) -> None:
         """Print the solution cell of this question from ``exercises/<exercise>/solution.py``."""
         print(solution_code(self.exercise, self.name))
+
+
+def _uses_reference(qualname: str) -> str:
+    return (f"it uses the package's own `{qualname}`, which is what this question asks you to write: "
+            "the check compares your code with it, so calling it proves nothing.")
 
 
 def _is_placeholder(got: Any, placeholder: Any) -> bool:

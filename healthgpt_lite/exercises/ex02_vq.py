@@ -41,7 +41,7 @@ def _tensor_problem(got, shape: tuple, what: str) -> str | None:
 
 # ----------------------------------------------------------------------------- q1
 def reference_nearest_code(flat: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    vq = VectorQuantizer(*codebook.shape, ema=False)
+    vq = VectorQuantizer(*codebook.shape, ema=False).to(codebook.dtype)  # float64 cases too (q4 uses it as fallback)
     with torch.no_grad():
         vq.embedding.weight.copy_(codebook)
         return vq.nearest(flat)
@@ -281,21 +281,29 @@ def train_toy_vq(quantize_fn, points: torch.Tensor, steps: int = 300, n_codes: i
 
 
 # ----------------------------------------------------------------------------- the questions
+_QUANTIZER = ("healthgpt_lite.vq.quantizer.VectorQuantizer.forward", "healthgpt_lite.vq.quantizer.VectorQuantizer._quantize", "healthgpt_lite.vq.quantizer.GumbelQuantizer")
 q1 = Question(EXERCISE, "q1", "nearest_code", reference_nearest_code, nearest_cases, compare_nearest,
-              observe=observe_with_inputs, placeholder=None,
-              hint_text="Expand ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2: a (M, 1) column, a (M, N) matrix product "
-                        "flat @ codebook.T and a (N,) row broadcast into one (M, N) matrix; then argmin over the codes.")
+              observe=observe_with_inputs, placeholder=None, forbidden=("healthgpt_lite.vq.quantizer.VectorQuantizer.nearest", *_QUANTIZER),
+              hints=("Nearest means the smallest squared Euclidean distance. Write ||z - e||^2 out as a sum of three "
+                     "terms: which of them can you compute for all M x N pairs at once?",
+                     "One term is a matrix product of the rows with the codebook; the other two are squared lengths, "
+                     "one per row and one per code, broadcast as a column and a row. Which term can you not drop?"))
 q2 = Question(EXERCISE, "q2", "straight_through", reference_straight_through, ste_cases, compare_ste,
-              observe=observe_ste, placeholder=None,
-              hint_text="The value must be z_q, the gradient that of z: write z plus a correction that has the value "
-                        "z_q - z but carries no gradient (.detach()).")
+              observe=observe_ste, placeholder=None, forbidden=_QUANTIZER,
+              hints=("The forward value must be the code, the backward pass the identity towards the encoder. Can one "
+                     "expression have the value of one tensor and the gradient of another?",
+                     "Start from the tensor whose gradient you want, and add a correction whose value is the "
+                     "difference you need but through which no gradient flows."))
 q3 = Question(EXERCISE, "q3", "vq_loss", reference_vq_loss, loss_cases, compare_loss, observe=observe_loss,
-              placeholder=None,
-              hint_text="Two mean squared errors between z and z_q. In the codebook term only z_q may move (detach z); "
-                        "in the commitment term only z may move (detach z_q), and that one is weighted by beta.")
+              placeholder=None, forbidden=_QUANTIZER,
+              hints=("Two terms measure the same distance between z and z_q. What should each one move: the codes "
+                     "towards the encoder, or the encoder towards its code?",
+                     "In each term, stop the gradient of the side that must not move; beta weighs the term that moves "
+                     "the encoder. Both are means, not sums."))
 q4 = Question(EXERCISE, "q4", "quantize", reference_quantize, quantize_cases, compare_quantize,
-              observe=observe_quantize, placeholder=None,
-              hint_text="flat = z.permute(0, 2, 3, 1).reshape(-1, D); idx = nearest_code(flat, codebook); "
-                        "z_q = codebook[idx]; loss and straight-through on the flat rows; then view as (B, h, w, D) "
-                        "and permute(0, 3, 1, 2); indices view as (B, h, w).")
+              observe=observe_quantize, placeholder=None, forbidden=_QUANTIZER,
+              hints=("Your three functions work on rows of D numbers; z is (B, D, h, w). How do you turn every grid cell "
+                     "into one row without mixing the channels of different cells, and back again?",
+                     "Move D to the last dimension before flattening to (B*h*w, D), look up the codes, apply the loss "
+                     "and straight-through on rows, then undo the move in reverse order; the indices keep the grid."))
 QUESTIONS = (q1, q2, q3, q4)

@@ -156,17 +156,26 @@ def expansion_figure(w: torch.Tensor, rank_per_expert: int, expanded: torch.Tens
     return fig
 
 
+_PLUGINS = ("healthgpt_lite.lora.hlora", "healthgpt_lite.lora.moelora")
 q1 = Question(EXERCISE, "q1", "expand_router_weights", reference_expand_router_weights, expand_cases,
-              compare_expanded, observe=observe_with_inputs, placeholder=None,
-              hint_text="Expert i owns rank columns i*r ... i*r + r - 1, so each weight must be repeated r times *in "
-                        "place*: (w1, w1, w2, w2, ...), not (w1, w2, w1, w2, ...). torch has a function whose name says "
-                        "exactly that; give it dim=-1.")
+              compare_expanded, observe=observe_with_inputs, placeholder=None, forbidden=_PLUGINS,
+              hints=("Draw the r*k rank columns for k = 2 experts of rank r = 3 and write under each which expert owns "
+                     "it. Which expert owns column 4, and what formula gives the owner of column j?",
+                     "Column j belongs to expert j // r, so every weight appears r times side by side: (w1, w1, w1, w2, "
+                     "w2, w2), not (w1, w2, w1, w2, ...). Either repeat each weight in place, or build the owner of "
+                     "every column and index w with it, along the last dimension only."))
 q2 = Question(EXERCISE, "q2", "hlora_forward", reference_hlora_forward, layer_cases, compare_update,
-              observe=observe_with_inputs, placeholder=None,
-              hint_text="r = A.shape[0] // experts. w = softmax(x @ router.T) over the last dimension; w_exp = "
-                        "expand_router_weights(w, r); h = x @ A.T; the update is (w_exp * h) @ B.T times alpha / r.")
+              observe=observe_with_inputs, placeholder=None, forbidden=_PLUGINS,
+              hints=("Three steps per token: its k mixture weights, its r*k rank activations, and the up-projection "
+                     "of the weighted activations. Over which dimension must the k weights sum to 1, and which "
+                     "rank is the scale's denominator?",
+                     "The router's logits become weights with a softmax over the experts of each token; your q1 "
+                     "spreads them over the rank columns; multiply elementwise with the down-projection's output, "
+                     "project up, scale by alpha over the rank of one expert."))
 q3 = Question(EXERCISE, "q3", "moelora_forward", reference_moelora_forward, layer_cases, compare_update,
-              observe=observe_with_inputs, placeholder=None,
-              hint_text="For expert i take A_i = A[i*r:(i+1)*r] (rows) and B_i = B[:, i*r:(i+1)*r] (columns); add "
-                        "w[..., i:i+1] * (x @ A_i.T @ B_i.T) over i, and scale the sum by alpha / r.")
+              observe=observe_with_inputs, placeholder=None, forbidden=_PLUGINS,
+              hints=("Expert i is a plain LoRA with its own slice of A (which rows?) and of B (which columns?). The "
+                     "update is the weighted sum of the k LoRA updates.",
+                     "Slice expert i's r rows of A and the same r columns of B, compute its update, weigh it by the "
+                     "token's weight for expert i (keep a dimension so it broadcasts), add over i, scale once."))
 QUESTIONS = (q1, q2, q3)

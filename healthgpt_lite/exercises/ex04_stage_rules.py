@@ -1,58 +1,31 @@
-"""Checkers of exercise 04 (stage rules): which parameter groups train in each stage and task
-(REFERENCE section 3, paper section 3.4), checked against ``training/stages.py:STAGES``.
+"""Checkers of exercise 04 (what trains in each stage, REFERENCE section 3, paper section 3.4).
 
-q1 ``trainable_groups(stage, task) -> set[str]``: the groups that train.
-q2 ``set_trainable(model, groups, stage, task) -> None``: set ``requires_grad`` accordingly,
-   checked on :class:`ShapedHealthGPT`, HealthGPT's parameters at a preset's real shapes on the
-   meta device (no memory, so even M3's 3.9 B parameters cost nothing).
+q1 ``set_trainable(model, groups, trains) -> None``: ``requires_grad`` on exactly the parameters
+   of the stage's groups (a row of ``training/stages.py:STAGES``), checked on
+   :class:`ShapedHealthGPT`, HealthGPT's parameters at a preset's real shapes on the meta device
+   (no memory, so even M3's 3.9 B parameters cost nothing), for every stage.
+q2 ``train_only_rows_from(weight, first_row) -> handle``: only the rows ``first_row..`` of a
+   ``(V, d)`` embedding or head learn (stage-1 generation's new image-token rows), checked
+   against ``training/lit_module.py:train_only_rows_from`` by running backward passes: the
+   gradient per row, in every pass, in bfloat16 as well, the weights untouched, and the full
+   gradient back once the returned handle is removed.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, build_config
-from ..training.stages import GROUPS, STAGES, TASKS
+from ..training.lit_module import train_only_rows_from
+from ..training.stages import ORDER, STAGES, TASKS
 from .checking import Case, Question
 
 EXERCISE = "04_stage_rules"
-STAGE_NAMES = ("stage1", "stage2", "stage3")
 PHI3_TEXT_VOCAB = 32011  # Phi-3-mini's vocabulary before the 8195 image tokens (REFERENCE section 1)
 
 
-def stage_spec(stage: str, task: str):
-    """The row of the stage table for one stage and task (stage 2 is one joint row)."""
-    return STAGES[stage] if stage in STAGES else STAGES[f"{stage}_{task}"]
-
-
 # ----------------------------------------------------------------------------- q1
-def reference_trainable_groups(stage: str, task: str) -> set[str]:
-    return set(stage_spec(stage, task).trains)
-
-
-def _all_pairs():
-    for stage in STAGE_NAMES:
-        for task in TASKS:
-            yield Case(f"stage={stage!r}, task={task!r}", lambda s=stage, t=task: (s, t))
-
-
-def compare_groups(expected: set[str], got) -> str | None:
-    if not isinstance(got, (set, frozenset, list, tuple)):
-        return f"return a set of group names, got {type(got).__name__}"
-    unknown = sorted(str(g) for g in got if g not in GROUPS)
-    if unknown:
-        return f"{unknown[0]!r} is not a parameter group; the groups are {', '.join(GROUPS)}"
-    extra, missing = sorted(set(got) - expected), expected - set(got)
-    if extra:
-        return f"{extra[0]!r} does not train in this stage"
-    if missing == {"image_rows"}:
-        return "one trained group is missing: think about the new image-token rows (the pitfall)"
-    if missing:
-        return f"{len(missing)} trained group(s) missing"
-    return None
-
-
-# ----------------------------------------------------------------------------- q2
 class ShapedHealthGPT(nn.Module):
     """HealthGPT's parameters with a preset's shapes, on the meta device: a frozen ViT, two
     ``mlp2x_gelu`` adapters, the Phi-3 LLM and one H-LoRA plugin per task (fused A, B and a
@@ -96,27 +69,25 @@ def _plugin(linears: list[nn.Linear], rank: int, experts: int) -> nn.ParameterLi
     return nn.ParameterList(params)
 
 
-def reference_set_trainable(model: nn.Module, groups: dict, stage: str, task: str) -> None:
+def reference_set_trainable(model: nn.Module, groups: dict, trains: tuple[str, ...]) -> None:
     """The requires_grad part of ``training/lit_module.py:freeze_for_stage`` (which also installs
-    the gradient mask of ``image_rows``; that needs the real model's token ids)."""
+    the row mask of ``image_rows``: q2)."""
     for p in model.parameters():
         p.requires_grad_(False)
-    for g in stage_spec(stage, task).trains:
+    for g in trains:
         for p in groups[g]:
             p.requires_grad_(True)
 
 
-def _shaped_case(stage: str, task: str, cfg: Config):
-    def make_args():
-        model = ShapedHealthGPT(cfg, text_vocab=64)
-        return model, model.parameter_groups(), stage, task
-    return Case(f"stage={stage!r}, task={task!r} on a fresh model (every parameter starts with requires_grad=True)",
-                make_args)
-
-
-def _pairs_on_model():
+def stage_cases() -> list[Case]:
     cfg = build_config("tiny", "smoke")
-    return [_shaped_case(s, t, cfg) for s in STAGE_NAMES for t in TASKS]
+
+    def make_args(name: str):
+        model = ShapedHealthGPT(cfg, text_vocab=64)
+        return model, model.parameter_groups(), STAGES[name].trains
+
+    return [Case(f"{name}: trains {STAGES[name].trains}, on a fresh model (every parameter starts with "
+                 "requires_grad=True)", lambda n=name: make_args(n)) for name in ORDER]
 
 
 def observe_flags(args: tuple, returned) -> dict[str, tuple[bool, tuple[str, ...]]]:
@@ -140,15 +111,106 @@ def compare_flags(expected: dict, got: dict) -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------- q2
+def reference_train_only_rows_from(weight: torch.Tensor, first_row: int):
+    return train_only_rows_from(weight, first_row)
+
+
+def _loss(weight: torch.Tensor) -> torch.Tensor:
+    """A loss that reaches every row of ``weight`` (V, d), used as an embedding *and* a head
+    (tied, as some LLMs do): a lookup of every token id, then logits over the vocabulary."""
+    g = torch.Generator().manual_seed(weight.shape[0])
+    v, d = weight.shape
+    ids = torch.randperm(v, generator=g)  # (V,) every row looked up once
+    hidden = F.embedding(ids, weight).float() + torch.randn(v, d, generator=g)  # (V, d)
+    logits = hidden @ weight.float().T  # (V, V): the head, the same tensor
+    return F.cross_entropy(logits, torch.randint(0, v, (v,), generator=g))
+
+
+def _row_case(description: str, v: int, d: int, first_row: int, dtype=torch.float32) -> Case:
+    def make_args():
+        g = torch.Generator().manual_seed(v * d)
+        weight = nn.Parameter(torch.randn(v, d, generator=g).to(dtype))  # (V, d)
+        weight.original = weight.detach().clone()  # what observe_rows compares the weights with
+        return weight, first_row
+    return Case(description, make_args)
+
+
+def row_cases() -> list[Case]:
+    return [_row_case("a (12, 6) float32 matrix, rows 7.. new", 12, 6, 7),
+            _row_case("a (40, 8) float32 matrix, rows 32.. new (the first new row is <start_index>)", 40, 8, 32),
+            _row_case("a (24, 4) bfloat16 matrix, rows 20.. new (the M3 runs train in bf16)", 24, 4, 20, torch.bfloat16),
+            _row_case("a (10, 3) float64 matrix, only the last row new", 10, 3, 9, torch.float64),
+            _row_case("a (9, 5) float32 matrix, first_row=0 (every row new)", 9, 5, 0)]
+
+
+def observe_rows(args: tuple, returned) -> dict:
+    """Three backward passes: with the hook, once more (gradients accumulate), and after the
+    returned handle is removed (from zero)."""
+    weight, first_row = args
+
+    def backward() -> torch.Tensor:
+        _loss(weight).backward()
+        return torch.zeros_like(weight, dtype=torch.float64) if weight.grad is None else weight.grad.double().clone()
+
+    out = {"first_row": first_row, "changed": not torch.equal(weight.detach(), weight.original),
+           "requires_grad": weight.requires_grad, "handle": hasattr(returned, "remove")}
+    if not weight.requires_grad:
+        return out
+    out["once"] = backward()
+    out["twice"] = backward()
+    if out["handle"]:
+        returned.remove()
+        weight.grad = None
+        out["removed"] = backward()
+    return out
+
+
+def compare_rows(expected: dict, got: dict) -> str | None:
+    first = expected["first_row"]
+    if not got["requires_grad"]:
+        return ("the weight no longer requires grad, so no row learns; requires_grad is one flag per tensor, "
+                "the rows must be told apart through their gradient")
+    if got["changed"]:
+        return "your function changed the weights themselves; leave them as they are and act on their gradient"
+    want, have = expected["once"], got["once"]
+    if not torch.allclose(have, want, rtol=1e-2, atol=1e-6):
+        old_rows, new_rows = have[:first], have[first:]
+        if old_rows.abs().sum() > 0 and not new_rows.abs().sum() > 0:
+            return "the old (text) rows learn and the new ones do not: the mask is the wrong way round"
+        if old_rows.abs().sum() > 0:
+            return f"rows 0..{first - 1} (the text rows) still get a gradient"
+        if first < len(have) and not have[first].abs().sum() > 0:
+            return f"row {first} gets no gradient although it is the first new row (first_row itself learns)"
+        if not torch.equal(have[:, :1].ne(0), have.ne(0)):
+            return "some columns lose their gradient: mask whole rows (one factor per row, the same for all columns)"
+        return "the gradient of the new rows is not the gradient they would get without the mask"
+    if not torch.allclose(got["twice"], expected["twice"], rtol=1e-2, atol=1e-6):
+        return ("the second backward pass gives the text rows a gradient again: the mask must act in every "
+                "backward pass, as long as the stage trains")
+    if not got["handle"]:
+        return ("return the handle that registering gives back (it has .remove()), so the training module can "
+                "take the mask off when the stage ends")
+    if not torch.allclose(got["removed"], expected["removed"], rtol=1e-2, atol=1e-6):
+        return "after handle.remove() the text rows still get no gradient: the handle must remove the mask"
+    return None
+
+
 # ----------------------------------------------------------------------------- the questions
-q1 = Question(EXERCISE, "q1", "trainable_groups", reference_trainable_groups, _all_pairs, compare_groups,
-              hint_text="Go through the stage table row by row. Stage 1 only aligns (the adapter of the task; "
-                        "generation also needs its plugin and the new image-token rows), stage 2 is one joint "
-                        "stage for both tasks, stage 3 tunes each task's own plugin and adapter.",
-              placeholder=None)
-q2 = Question(EXERCISE, "q2", "set_trainable", reference_set_trainable, _pairs_on_model, compare_flags,
-              observe=observe_flags,
-              hint_text="Two passes: first set requires_grad=False on every parameter of the model, then True "
-                        "on every parameter of every group that trains. Setting True/False group by group in one "
-                        "pass goes wrong when one tensor belongs to two groups.")
+q1 = Question(EXERCISE, "q1", "set_trainable", reference_set_trainable, stage_cases, compare_flags,
+              observe=observe_flags, forbidden=("healthgpt_lite.training.lit_module.freeze_for_stage",),
+              hints=("An optimiser updates what has requires_grad=True, and a new model has it on everywhere. What "
+                     "must hold for the ViT and the LLM's base weights, which are in no group at all?",
+                     "Look at image_rows: it holds the same two tensors as embeddings and head. A loop that decides "
+                     "on or off group by group can switch a tensor off after another group switched it on. Decide "
+                     "for every parameter first, then switch on what trains."))
+q2 = Question(EXERCISE, "q2", "train_only_rows_from", reference_train_only_rows_from, row_cases, compare_rows,
+              observe=observe_rows,
+              forbidden=("healthgpt_lite.training.lit_module.train_only_rows_from",
+                         "healthgpt_lite.training.lit_module.freeze_for_stage"),
+              hints=("requires_grad cannot freeze half a matrix. What else decides how much a row of the weight "
+                     "moves in an optimiser step, and where can you change it every time it is computed?",
+                     "A tensor can be given a function that receives its gradient and returns the gradient to use; "
+                     "return the gradient times a factor per row (0 before first_row, 1 from it on) of the "
+                     "gradient's own dtype, and give back what registering returns."))
 QUESTIONS = (q1, q2)

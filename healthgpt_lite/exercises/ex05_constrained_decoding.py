@@ -125,9 +125,10 @@ def _row_mask(k: int, vocab_size: int, block: ImageTokenIds, n_tokens: int, end_
 
 
 q1 = Question(EXERCISE, "q1", "allowed_next_tokens", reference_allowed_next_tokens, cases, compare_masks,
-              observe=observe, placeholder=None,
-              hint_text="For each row: find the position of the *last* <start_index> (flip the row, argmax), "
-                        "k = tokens after it. Start from an all-True (B, V) mask; for rows with a start, set the row "
-                        "False and then True only at: the <idx_*> columns if k < n_tokens, <end_index> if "
-                        "k == n_tokens, end_turn after that.")
+              observe=observe, placeholder=None, forbidden=("healthgpt_lite.model.decoding",),
+              hints=("Everything depends on one number per row: how many tokens have been written since the image "
+                     "began. Which <start_index> counts when a row holds two images, and what may follow each count?",
+                     "Find the last <start_index> of each row (a row without one is unconstrained), count the tokens "
+                     "after it, and allow exactly one set of columns for that count: the codes while the image is "
+                     "unfinished, then the closing token, then the end of the turn."))
 QUESTIONS = (q1,)

@@ -76,7 +76,20 @@ def sample_pairs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
 
 
 def image_cases() -> list[Case]:
-    return [Case(what, lambda p=pred, t=target: (p.clone(), t.clone())) for what, pred, target in sample_pairs()]
+    """Every pair at the default data_range, then two of them on other scales: 8-bit values
+    (0..255, data_range=255) and the VQGAN's [-1, 1] (data_range=2)."""
+    pairs = sample_pairs()
+    out = [Case(what, lambda p=pred, t=target: (p.clone(), t.clone())) for what, pred, target in pairs]
+    (what, pred, target), (what2, pred2, target2) = pairs[0], pairs[2]
+    out.append(Case(f"{what}, as 8-bit values 0..255 with data_range=255",
+                    lambda p=pred, t=target: (p * 255, t * 255, 255.0)))
+    out.append(Case(f"{what2}, scaled to [-1, 1] (the VQGAN's range) with data_range=2",
+                    lambda p=pred2, t=target2: (2 * p - 1, 2 * t - 1, 2.0)))
+    return out
+
+
+def _data_range(args: tuple) -> float:
+    return args[2] if len(args) > 2 else 1.0
 
 
 def _shape_problem(expected: torch.Tensor, got) -> str | None:
@@ -89,19 +102,27 @@ def _shape_problem(expected: torch.Tensor, got) -> str | None:
     return None
 
 
-def compare_psnr(expected: torch.Tensor, got) -> str | None:
-    if (problem := _shape_problem(expected, got)):
+def compare_psnr(expected: tuple, got: tuple) -> str | None:
+    (want, args), (have, _) = expected, got
+    if (problem := _shape_problem(want, have)):
         return problem
-    if torch.allclose(got.float(), expected, rtol=1e-4, atol=1e-3):
+    if torch.allclose(have.float(), want, rtol=1e-4, atol=1e-3):
         return None
-    ratio = float((got.float() / expected).median())
+    data_range = _data_range(args)
+    if data_range != 1:
+        mse = ((args[0] - args[1]) ** 2).mean(dim=(1, 2, 3))  # (B,)
+        if torch.allclose(have.float(), 10 * torch.log10(1 / mse), rtol=1e-4, atol=1e-3):
+            return f"your values ignore data_range={data_range:g}: the peak is the largest possible value, not 1"
+        if torch.allclose(have.float(), 10 * torch.log10(data_range / mse), rtol=1e-4, atol=1e-3):
+            return "the peak enters squared: the signal power is data_range**2, as the error is a squared one"
+    ratio = float((have.float() / want).median())
     if abs(ratio - 2) < 0.01 or abs(ratio - 0.5) < 0.005:
         return f"your values are {ratio:.1f}x the expected ones: MSE is already a squared error (the factor before log10)"
     if abs(ratio - math.log(10)) < 0.01:
         return "your values are ln(10) x the expected ones: decibels use log10"
     if abs(ratio + 1) < 0.01:
         return "your values have the wrong sign: PSNR grows as the error shrinks"
-    return f"off by up to {float((got.float() - expected).abs().max()):.2f} dB"
+    return f"off by up to {float((have.float() - want).abs().max()):.2f} dB"
 
 
 def observe_with_inputs(args: tuple, returned):
@@ -109,12 +130,16 @@ def observe_with_inputs(args: tuple, returned):
 
 
 def compare_ssim(expected: tuple, got: tuple) -> str | None:
-    (want, (pred, target)), (have, _) = expected, got
+    (want, args), (have, _) = expected, got
+    pred, target, data_range = args[0], args[1], _data_range(args)
     if (problem := _shape_problem(want, have)):
         return problem
     if torch.allclose(have.float(), want, atol=1e-4):
         return None
-    if torch.allclose(have.float(), _global_ssim(pred, target), atol=1e-4):
+    if data_range != 1 and torch.allclose(have.float(), reference_ssim(pred, target, 1.0), atol=1e-4):
+        return (f"your values ignore data_range={data_range:g}: the constants C1 and C2 scale with it, so a flat "
+                "region is judged on the image's own scale")
+    if torch.allclose(have.float(), _global_ssim(pred, target, data_range), atol=1e-4):
         return "your values are SSIM over one global window: SSIM compares local statistics (local_mean), then averages"
     return f"off by up to {float((have.float() - want).abs().max()):.3f} from torchmetrics' SSIM"
 
@@ -156,17 +181,32 @@ def compare_answers(expected: str, got) -> str | None:
     return None if got == expected else f"gave {got!r}, which does not follow every rule"
 
 
+_IMAGE_METRICS = ("torchmetrics.functional.image.psnr", "torchmetrics.functional.image.ssim",
+                  "torchmetrics.image.psnr", "torchmetrics.image.ssim", "skimage.metrics.simple_metrics",
+                  "skimage.metrics._structural_similarity", "healthgpt_lite.eval.metrics.image_scores")
 q1 = Question(EXERCISE, "q1", "psnr", reference_psnr, image_cases, compare_psnr, placeholder=None,
-              hint_text="Mean squared error per image: average over every dimension except the batch one "
-                        "(dim=(1, 2, 3)). Then PSNR = 10 * log10(data_range**2 / mse).")
+              observe=observe_with_inputs, forbidden=_IMAGE_METRICS,
+              hints=("PSNR compares the largest possible signal power with the power of the error, in decibels, for "
+                     "each image on its own. Over which dimensions do you average, and what is the largest value "
+                     "when the images are 8-bit?",
+                     "The error power is the mean squared difference over everything but the batch dimension; the "
+                     "signal power is the square of data_range; decibels are ten times a base-10 logarithm of "
+                     "their ratio."))
 q2 = Question(EXERCISE, "q2", "ssim", reference_ssim, image_cases, compare_ssim, placeholder=None,
-              observe=observe_with_inputs,
-              hint_text="With m = local_mean: mu_x = m(x), var_x = m(x*x) - mu_x**2, cov = m(x*y) - mu_x*mu_y. "
-                        "Build the SSIM map with C1 = (0.01*L)**2 and C2 = (0.03*L)**2 from the formula above, "
-                        "then average it over dims (1, 2, 3).")
+              observe=observe_with_inputs, forbidden=_IMAGE_METRICS,
+              hints=("Everything in the formula is a *local* statistic: a Gaussian-weighted average around each pixel, "
+                     "which local_mean computes. How do you get a local variance and covariance from local means "
+                     "alone, and where does data_range enter?",
+                     "A variance is the mean of the square minus the square of the mean; a covariance likewise with "
+                     "the product. Build the SSIM map pixel by pixel, with both constants from data_range, then "
+                     "average the map per image."))
 q3 = Question(EXERCISE, "q3", "normalize_answer", reference_normalize_answer, answer_cases, compare_answers,
-              placeholder=None,
-              hint_text="Order matters: NFKC first (so full-width punctuation becomes ASCII), lower-case, then "
-                        "punctuation to spaces (keep '-'), drop articles word by word, join, strip ' -', and look "
-                        "the whole result up in SYNONYMS.")
+              placeholder=None, forbidden=("healthgpt_lite.eval.metrics.normalize_answer",
+                                           "healthgpt_lite.eval.metrics.exact_match", "healthgpt_lite.eval.metrics._is_punctuation",
+                                           "healthgpt_lite.eval.metrics.comprehension_scores"),
+              hints=("Apply the four rules in the order given and test each on one tricky answer: a full-width one, "
+                     "'T2-weighted', 'The left lung.' and '是的'. Which rule must come before which?",
+                     "Unicode normalisation must come first (it turns full-width punctuation into the ASCII you then "
+                     "remove); articles are dropped word by word, not as substrings; the synonym table is looked up "
+                     "with the whole cleaned answer."))
 QUESTIONS = (q1, q2, q3)

@@ -27,13 +27,21 @@ def freeze_for_stage(model: HealthGPTModel, spec: StageSpec) -> list[torch.utils
         for p in groups[g]:
             p.requires_grad_(True)
     hooks = []
-    if "image_rows" in spec.trains:
-        first_new = model.block.start  # rows >= start are the image-token block
-        for p in groups["image_rows"]:
-            mask = torch.zeros(p.shape[0], 1, dtype=p.dtype, device=p.device)
-            mask[first_new:] = 1
-            hooks.append(p.register_hook(lambda g, m=mask: g * m.to(g.dtype)))
+    if "image_rows" in spec.trains:  # rows >= <start_index> are the image-token block
+        hooks = [train_only_rows_from(p, model.block.start) for p in groups["image_rows"]]
     return hooks
+
+
+def train_only_rows_from(weight: torch.Tensor, first_row: int) -> torch.utils.hooks.RemovableHandle:
+    """Let only rows ``first_row..`` of ``weight`` (V, d) learn: a gradient hook zeroes the
+    gradient of every earlier row, in every backward pass, until the handle is removed.
+
+    ``requires_grad`` is per tensor, not per row, so the text rows of the embedding and the head
+    are frozen by their gradient instead. With a zero gradient from the first step, AdamW (at
+    weight decay 0, as every stage here) leaves them exactly as they were."""
+    mask = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)  # (V, 1)
+    mask[first_row:] = 1
+    return weight.register_hook(lambda grad: grad * mask.to(grad.dtype))  # (V, d) * (V, 1)
 
 
 def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import InputError
 from .clip_data import CaptionedImages
 from .encoder import HVPEncoder
 
@@ -153,6 +154,33 @@ def run_probes(encoder: HVPEncoder, train: CaptionedImages, test: CaptionedImage
 
 
 MEANING = ("modality", "any lesion", "lesion count", "lesion in right lung", "lesion in left lung", "lesion in liver")
+
+
+def meaning_skill(row: dict) -> float:
+    """How much meaning one hidden state's pooled tokens carry: over the attributes of MEANING,
+    the mean *skill* ``(accuracy - majority) / (1 - majority)``, the fraction of the majority
+    baseline's mistakes the probe avoids (1: none left; 0: no better than always guessing the
+    most common class). Raw accuracy would reward attributes that are easy to guess (a lesion in
+    the liver is absent in most images). An attribute whose majority class is every test image
+    (majority 1) has no mistakes to avoid and is left out."""
+    skills = [(row[a] - row[f"{a} majority"]) / (1 - row[f"{a} majority"]) for a in MEANING
+              if a in row and row[f"{a} majority"] < 1]
+    return sum(skills) / len(skills) if skills else 0.0
+
+
+def choose_hvp_layers(rows: list[dict]) -> dict[str, int]:
+    """HVP's layer per task chosen from probe results (rows of :func:`run_probes`, in any order,
+    for all or some hidden states): generation reads the block output whose tokens keep the
+    most detail (``pixel R2``), comprehension the one whose pooled tokens carry the most meaning
+    (:func:`meaning_skill`). Only block outputs compete (``layer >= 1``): hidden state 0 is the
+    patch embedding, a linear map of the pixels that no block has processed yet. A tie goes to
+    the shallower layer. Returns hidden-state indices (paper section 3.1; the config's
+    ``gen_layer`` / ``comp_layer`` hold the paper's fixed choice)."""
+    blocks = sorted((r for r in rows if r["layer"] >= 1), key=lambda r: r["layer"])  # shallow first
+    if not blocks:
+        raise InputError("the probe rows hold no block output (layer >= 1); run run_probes on all layers")
+    best = lambda score: max(blocks, key=score)["layer"]  # noqa: E731  max keeps the first of equals
+    return {"generation": best(lambda r: r["pixel R2"]), "comprehension": best(meaning_skill)}
 
 
 def hvp_probe_table(results: dict[str, list[dict]], layers: dict[str, int]) -> list[dict]:
