@@ -184,7 +184,8 @@ class HealthGPTCLI(LightningCLI):
             c.trainer.default_root_dir = str(stage_path(cfg, m.stage, m.artifacts_dir))
 
 
-TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0}
+# use_distributed_sampler: the step-indexed batches shard themselves across ranks (sampling.py)
+TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False}
 
 
 def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:

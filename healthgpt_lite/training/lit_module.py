@@ -60,7 +60,11 @@ class HealthGPTLitModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold only what trains (see on_save_checkpoint)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        torch.manual_seed(step_seed(self.seed, self.global_step))  # dropout masks fixed by the step
+        """Dropout masks fixed by the step and the micro-batch's slot in it (sampling.py): the
+        same masks whether a global batch is split across ranks or accumulated on one."""
+        t = self.trainer
+        slot = (batch_idx % t.accumulate_grad_batches) * t.world_size + t.global_rank
+        torch.manual_seed(step_seed(self.seed, self.global_step, slot))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only trainable tensors: a resumable M3 checkpoint is then megabytes of plugins
