@@ -8,11 +8,13 @@ embeddings and the head, through a gradient mask.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import lightning as L
 import torch
 
+from ..errors import ConfigError
 from ..model.unified import HealthGPTModel
 from .sampling import step_seed
 from .stages import StageSpec
@@ -49,6 +51,29 @@ def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:
     return total
 
 
+class TaskInBackward(torch.autograd.Function):
+    """The identity on one task's loss, whose backward switches the model back to that task.
+
+    Stage 2 runs the comprehension and the generation forward, then one backward. With activation
+    checkpointing (the L14 FSDP policy, ``--model.activation_checkpointing``) every layer runs its
+    forward again during backward, reading the task that is active *then*: the generation plugin,
+    set last. Without this switch the comprehension layers would recompute with the wrong plugin:
+    wrong gradients, silently where both plugins have the same rank, or a checkpoint metadata
+    error. Autograd runs the nodes made later first (the generation branch down to its first
+    layer) and reaches a branch's layers only through its loss, so the switch at each loss holds
+    for the whole branch (tests/test_stages.py checks the gradients with and without)."""
+
+    @staticmethod
+    def forward(ctx, loss: torch.Tensor, model: HealthGPTModel, task: str) -> torch.Tensor:
+        ctx.model, ctx.task = model, task
+        return loss.view_as(loss)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        ctx.model.set_task(ctx.task)
+        return grad, None, None
+
+
 class HealthGPTLitModule(L.LightningModule):
     def __init__(self, model: HealthGPTModel, spec: StageSpec, total_steps: int, lr_scale: float = 1.0,
                  warmup_fraction: float = 0.03, seed: int = 0):
@@ -58,6 +83,28 @@ class HealthGPTLitModule(L.LightningModule):
         self._hooks = freeze_for_stage(model, spec)
         model.train()  # HF loads models in eval mode; the plugins' dropout must be on (from step 0)
         self.strict_loading = False  # checkpoints hold only what trains (see on_save_checkpoint)
+
+    def setup(self, stage: str) -> None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if "image_rows" in self.spec.trains and isinstance(self.trainer.strategy, FSDPStrategy):
+            raise ConfigError(
+                f"{self.spec.name} trains only the new image-token rows of the embeddings and the head, through a "
+                "gradient mask on those parameters; FSDP computes with its own flattened copies and would bypass "
+                "the mask (every text row would train too). Run this stage with DDP (`fit`: --trainer.strategy ddp "
+                "--model.activation_checkpointing true; memory per GPU: notebook 12 / `healthgpt_lite plan`)")
+
+    def full_parameters(self):
+        """FSDP keeps 1/N of every weight per process: gather whole tensors onto rank 0's CPU while
+        saving a stage (a collective, so every rank enters). A no-op for DDP and single devices."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if not isinstance(self.trainer.strategy, FSDPStrategy):
+            return contextlib.nullcontext()
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        return FSDP.summon_full_params(self.trainer.strategy.model, writeback=False, rank0_only=True,
+                                       offload_to_cpu=True)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         """Dropout masks fixed by the step and the micro-batch's slot in it (sampling.py): the
@@ -76,7 +123,7 @@ class HealthGPTLitModule(L.LightningModule):
         self.model.set_task(batch["task"])
         out = self.model(batch["input_ids"], batch["attention_mask"], batch["labels"],
                          pixels=batch.get("pixels"), features=batch.get("features"))  # cached features or pixels
-        return out.loss
+        return TaskInBackward.apply(out.loss, self.model, batch["task"])
 
     def training_step(self, batch, batch_idx):
         batches = [b for b in batch.values() if b is not None]  # {task: batch}; stage 2 has both tasks

@@ -158,8 +158,9 @@ def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, p
     if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
         raise InputError(f"{spec.name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
                          f"from {path / 'checkpoints' / 'last.ckpt'}")
-    if is_writer():  # DDP: every rank holds the same weights; rank 0 writes them once (and meta.json)
-        atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
+    with module.full_parameters():  # FSDP: whole tensors on rank 0 (all ranks enter)
+        if is_writer():  # rank 0 writes the stage once (and meta.json, load_or_make)
+            atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"stage": spec.name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
             "train_seconds": round(time.time() - started, 1),
