@@ -21,6 +21,13 @@ in nothing either: every micro-batch runs the same ops on the same shapes (one t
 everywhere), and the mean of two gradients is exact in any order, (g0 + g1) / 2 = g0/2 + g1/2
 (halving is exact in binary floating point). So the weights are compared for equality, and they
 are equal. With more than two ranks the all-reduce order would make them differ in the last bits.
+
+FSDP: Lightning 2.6 refuses ``FSDPStrategy`` without a GPU, although torch 2.14's FSDP runs on CPU
+tensors with gloo. The relaunched run therefore also trains the stages FSDP may train with the
+L14 stage-2 YAML's strategy (wrapping and activation-checkpointing policies, full sharding,
+sharded checkpoints) made to run on the CPU (``register_cpu_fsdp`` in the driver): the
+same weights again; stage-3 comprehension is stopped once mid-way and resumed from its sharded
+checkpoint, and stage-1 generation (the image-row mask) is refused.
 """
 import json
 import os
@@ -47,10 +54,14 @@ from distributed_driver import record_runs  # noqa: E402
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with the gloo backend is not available")
 
+REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 GEN_STEPS = 4  # stage-1 generation: a checkpoint after every step, so it can be killed mid-way
 COMMON = {"train.accelerator": "cpu", "train.stage1_generation_steps": GEN_STEPS}
 DDP = {**COMMON, "train.strategy": "ddp", "train.devices": 2}
+FSDP = {**COMMON, "train.strategy": "fsdp_cpu_test", "train.devices": 2}  # registered by the driver
+FSDP_STAGES = ("stage1_comprehension", "stage2", "stage3_comprehension", "stage3_generation")
+FSDP_STOP = {"stage3_comprehension": 1}  # plugins inside the wrapped layers: the sharded checkpoint must hold them
 ONE = {**COMMON, "train.devices": 1, "train.accumulate_grad_batches": 2}
 
 
@@ -62,12 +73,12 @@ def _mirror_prerequisites(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _launch(root: Path, log: Path, slow: dict | None = None) -> subprocess.Popen:
-    spec = log.with_suffix(".json")
-    spec.write_text(json.dumps({"stages": ORDER, "root": str(root), "overrides": DDP, "log": str(log), "slow": slow}))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(DRIVER), str(spec)]
+def _launch(log: Path, jobs: list[dict], **spec) -> subprocess.Popen:
+    path = log.with_suffix(".json")
+    path.write_text(json.dumps({"log": str(log), "jobs": jobs, **spec}))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(DRIVER), str(path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -95,14 +106,18 @@ def _trained(cfg, name: str, root: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def runs(shared_artifacts, tmp_path_factory):
     """Every stage trained from the same prerequisites by 2 DDP ranks (killed once, launched
-    again) and by 1 process."""
+    again), by 1 process, and (most stages) by 2 FSDP ranks."""
     ensure_prerequisites(build_config("tiny", "smoke"), shared_artifacts)
     base = tmp_path_factory.mktemp("distributed")
-    ddp_root, one_root = (_mirror_prerequisites(shared_artifacts, base / n) for n in ("ddp", "one"))
-    ddp, one = build_config("tiny", "smoke", DDP), build_config("tiny", "smoke", ONE)
+    ddp_root, one_root, fsdp_root, refused_root = (_mirror_prerequisites(shared_artifacts, base / n)
+                                                   for n in ("ddp", "one", "fsdp", "fsdp_refused"))
+    ddp, one, fsdp = (build_config("tiny", "smoke", o) for o in (DDP, ONE, FSDP))
+    gen = stage_path(ddp, "stage1_generation", ddp_root)  # FSDP starts from DDP's stage-1 generation
+    (fsdp_root / gen.name).symlink_to(gen)
+    ddp_job = {"name": "ddp", "root": str(ddp_root), "overrides": DDP, "stages": ORDER}
     killed = {}
-    first = _launch(ddp_root, base / "first", slow={"stage1_generation": 1.0})
-    ckpt = stage_path(ddp, "stage1_generation", ddp_root) / "checkpoints" / "last.ckpt"
+    first = _launch(base / "first", [ddp_job], slow={"stage1_generation": 1.0})
+    ckpt = gen / "checkpoints" / "last.ckpt"
     watcher = threading.Thread(target=_kill_when_checkpointed, args=(first, ckpt, base / "first", killed))
     watcher.start()
     threads = torch.get_num_threads()
@@ -117,11 +132,15 @@ def runs(shared_artifacts, tmp_path_factory):
         torch.set_num_threads(threads)
         watcher.join()
     complete_after_kill = {name: is_complete(stage_path(ddp, name, ddp_root)) for name in ORDER}
-    again = _launch(ddp_root, base / "again")
-    out, _ = again.communicate(timeout=300)
+    fsdp_jobs = [{"name": "fsdp", "root": str(fsdp_root), "overrides": FSDP, "stages": FSDP_STAGES, "stop_after": FSDP_STOP},
+                 {"name": "fsdp_refused", "root": str(refused_root), "overrides": FSDP,
+                  "stages": ["stage1_generation"], "refused": ["stage1_generation"]}]
+    again = _launch(base / "again", [ddp_job, *fsdp_jobs], fsdp_config=str(REPO / "configs" / "l14_stage2.yaml"))
+    out, _ = again.communicate(timeout=400)
     assert again.returncode == 0, f"the relaunched distributed run failed:\n{out[-4000:]}"
-    return {"base": base, "ddp": (ddp, ddp_root), "one": (one, one_root), "killed_at": killed.get("at"),
-            "complete_after_kill": complete_after_kill, "logs": (base / "first", base / "again")}
+    return {"base": base, "ddp": (ddp, ddp_root), "one": (one, one_root), "fsdp": (fsdp, fsdp_root),
+            "killed_at": killed.get("at"), "complete_after_kill": complete_after_kill,
+            "logs": (base / "first", base / "again")}
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -143,7 +162,7 @@ def test_two_ddp_ranks_train_the_weights_of_one_process(runs, name):
 
 def test_each_rank_draws_its_slot_of_the_single_process_global_batch(runs):
     one = _rows(runs["base"] / "one_log", "batches", 0)
-    ranks = [[row for log in runs["logs"] for row in _rows(log, "batches", r)] for r in (0, 1)]
+    ranks = [[row for log in runs["logs"] for row in _rows(log, "batches", r) if row["job"] == "ddp"] for r in (0, 1)]
     steps = {n: getattr(runs["one"][0].train, f"{n}_steps") for n in ORDER}
     key = lambda row: (row["stage"], row["seed"], row["step"])  # noqa: E731
     checked = 0
@@ -174,17 +193,17 @@ def test_stage1_generation_under_ddp_trains_only_the_image_rows(runs):
 
 
 def test_rank_0_alone_writes_each_artifact_once_and_its_meta_last(runs):
-    cfg, root = runs["ddp"]
     assert [r for log in runs["logs"] for r in _rows(log, "writes", 1)] == [], "rank 1 wrote artifact files"
     writes = [r for log in runs["logs"] for r in _rows(log, "writes", 0)]
-    for name in ORDER:
-        path = stage_path(cfg, name, root)
-        mine = [w for w in writes if Path(w["path"]).parent == path]
-        # once each, meta.json last; stage-1 comprehension is not redone by the second launch
-        assert [Path(w["path"]).name for w in mine] == ["trained.safetensors", "meta.json"], (name, mine)
-        assert all(w["group_rank"] == 0 for w in mine)  # decided inside the running process group
-        assert read_meta(path, name, "tiny")["steps"] == getattr(cfg.train, f"{name}_steps")
-        assert not list(path.glob(".*.tmp")), f"{name}: a temporary file was left behind"
+    for (cfg, root), names in ((runs["ddp"], ORDER), (runs["fsdp"], FSDP_STAGES)):
+        for name in names:
+            path = stage_path(cfg, name, root)
+            mine = [w for w in writes if Path(w["path"]).parent == path]
+            # once each, meta.json last; stage-1 comprehension is not redone by the second launch
+            assert [Path(w["path"]).name for w in mine] == ["trained.safetensors", "meta.json"], (name, mine)
+            assert all(w["group_rank"] == 0 for w in mine)  # decided inside the running process group
+            assert read_meta(path, name, "tiny")["steps"] == getattr(cfg.train, f"{name}_steps")
+            assert not list(path.glob(".*.tmp")), f"{name}: a temporary file was left behind"
 
 
 def test_a_killed_ddp_run_resumes_to_the_uninterrupted_weights(runs):
@@ -193,9 +212,35 @@ def test_a_killed_ddp_run_resumes_to_the_uninterrupted_weights(runs):
     assert 0 < killed_at < GEN_STEPS, killed_at
     assert runs["complete_after_kill"] == {n: n == "stage1_comprehension" for n in ORDER}  # the killed stage not done
     again = _rows(runs["logs"][1], "batches", 1)
-    first_step = next(r["step"] for r in again if r["stage"] == "stage1_generation")
+    first_step = next(r["step"] for r in again if (r["job"], r["stage"]) == ("ddp", "stage1_generation"))
     assert first_step == killed_at, f"the relaunched rank 1 started at step {first_step}, not at the checkpoint's"
     (ddp_cfg, ddp_root), (one_cfg, one_root) = runs["ddp"], runs["one"]
     diff = _max_diff(_trained(ddp_cfg, "stage1_generation", ddp_root), _trained(one_cfg, "stage1_generation", one_root))
     print(f"stage1_generation: killed after step {killed_at}; max |resumed DDP - uninterrupted| = {diff:.3g}")
     assert diff == 0
+
+
+@pytest.mark.parametrize("name", FSDP_STAGES)
+def test_fsdp_on_cpus_trains_the_weights_of_one_process(runs, name):
+    (fsdp_cfg, fsdp_root), (one_cfg, one_root) = runs["fsdp"], runs["one"]
+    fsdp, one = _trained(fsdp_cfg, name, fsdp_root), _trained(one_cfg, name, one_root)
+    assert fsdp.keys() == one.keys(), f"{name}: FSDP saved other tensor names: {sorted(set(fsdp) ^ set(one))[:3]}"
+    diff = _max_diff(fsdp, one)
+    print(f"{name}: max |FSDP - one process| = {diff:.3g}")
+    assert diff == 0, f"{name}: FSDP and one process differ by {diff:.3g}"
+
+
+def test_an_fsdp_stage_stopped_midway_resumes_from_its_sharded_checkpoint(runs):
+    cfg, root = runs["fsdp"]
+    ckpt = stage_path(cfg, "stage3_comprehension", root) / "checkpoints" / "last.ckpt"
+    assert ckpt.is_dir(), "the L14 strategy writes one checkpoint shard per process"
+    assert "stopped at step 1 of 3" in (runs["logs"][1] / "stopped-stage3_comprehension").read_text()
+    rows = [r for r in _rows(runs["logs"][1], "batches", 1) if (r["job"], r["stage"]) == ("fsdp", "stage3_comprehension")]
+    assert rows[0]["attempt"] == 0 and rows[0]["step"] == 0
+    resumed = [r["step"] for r in rows if r["attempt"] == 1]
+    assert resumed[0] == FSDP_STOP["stage3_comprehension"], f"the resumed run started at step {resumed[0]}"
+
+
+def test_fsdp_is_refused_for_the_stage_that_trains_only_the_image_rows(runs):
+    message = (runs["logs"][1] / "refused-stage1_generation").read_text()
+    assert "FSDP" in message and "gradient mask" in message and "DDP" in message

@@ -84,7 +84,7 @@ class StageModule(HealthGPTLitModule):
             if self.trainer.is_global_zero:
                 path = stage_path(self.cfg, self.stage_name, self.artifacts_dir)
                 path.mkdir(parents=True, exist_ok=True)
-                atomic_save_safetensors(self.model.trainable_state(self.spec.trains), path / "trained.safetensors")
+                atomic_save_safetensors(self.trained_tensors(), path / "trained.safetensors")
                 write_meta(path, self.cfg, self.stage_name, sections=list(MODEL_SECTIONS),
                            stage_key=stage_key(self.cfg, self.stage_name), trains=list(self.spec.trains), via="fit")
 

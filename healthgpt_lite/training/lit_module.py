@@ -38,6 +38,17 @@ def freeze_for_stage(model: HealthGPTModel, spec: StageSpec) -> list[torch.utils
     return hooks
 
 
+# the names FSDP's and activation checkpointing's wrappers insert into parameter names
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def plain_name(name: str) -> str:
+    """A parameter's name in the unwrapped model (what artifacts and checkpoints are keyed by)."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
 def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:
     """Weights a stage really updates (``image_rows``: only the new rows of embeddings and head)."""
     groups, seen, total = model.parameter_groups(), set(), 0
@@ -115,9 +126,18 @@ class HealthGPTLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only trainable tensors: a resumable M3 checkpoint is then megabytes of plugins
-        and adapters plus optimizer state, not 7 GB of frozen Phi-3 weights."""
-        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        and adapters plus optimizer state, not 7 GB of frozen Phi-3 weights. Not with FSDP's
+        sharded checkpoints (L14): Lightning loads those strictly, every weight must be there
+        (each process writes its 1/N)."""
+        if getattr(self.trainer.strategy, "_state_dict_type", None) == "sharded":
+            return
+        trainable = {f"model.{plain_name(n)}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if plain_name(k) in trainable}
+
+    def trained_tensors(self) -> dict[str, torch.Tensor]:
+        """What the stage trained, by plain parameter names (a stage artifact); under FSDP call it
+        inside :meth:`full_parameters`."""
+        return {plain_name(n): t for n, t in self.model.trainable_state(self.spec.trains).items()}
 
     def _loss(self, batch: dict) -> torch.Tensor:
         self.model.set_task(batch["task"])

@@ -160,7 +160,7 @@ def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, p
                          f"from {path / 'checkpoints' / 'last.ckpt'}")
     with module.full_parameters():  # FSDP: whole tensors on rank 0 (all ranks enter)
         if is_writer():  # rank 0 writes the stage once (and meta.json, load_or_make)
-            atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
+            atomic_save_safetensors(module.trained_tensors(), path / "trained.safetensors")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"stage": spec.name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
             "train_seconds": round(time.time() - started, 1),
