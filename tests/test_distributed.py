@@ -6,8 +6,8 @@ The runs (tiny preset, smoke data, a few steps per stage, float32 as in training
 
 * DDP: ``torchrun --nproc_per_node 2`` (tests/distributed_driver.py says why torchrun) runs all
   five stages with per-device batch b, a global batch of 2b per step. It is killed (SIGKILL, both
-  ranks) in stage-1 generation, after its first checkpoint, and the same command is launched
-  again: it keeps the finished stage-1 comprehension, resumes stage-1 generation from
+  ranks) in stage-1 generation, after its first checkpoint, and launched again with the same
+  job: it keeps the finished stage-1 comprehension, resumes stage-1 generation from
   ``last.ckpt`` and trains the rest.
 * one process, uninterrupted: the same b with ``accumulate_grad_batches=2``, the same 2b
   examples per step.
@@ -65,14 +65,6 @@ FSDP_STOP = {"stage3_comprehension": 1}  # plugins inside the wrapped layers: th
 ONE = {**COMMON, "train.devices": 1, "train.accumulate_grad_batches": 2}
 
 
-def _mirror_prerequisites(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for entry in src.iterdir():
-        if not entry.name.startswith("stage"):
-            (dst / entry.name).symlink_to(entry)
-    return dst
-
-
 def _launch(log: Path, jobs: list[dict], **spec) -> subprocess.Popen:
     path = log.with_suffix(".json")
     path.write_text(json.dumps({"log": str(log), "jobs": jobs, **spec}))
@@ -82,16 +74,41 @@ def _launch(log: Path, jobs: list[dict], **spec) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _kill_ranks(log: Path) -> None:
+    for rank in (0, 1):
+        pid = log / f"pid-{rank}"
+        if pid.exists():
+            try:
+                os.kill(int(pid.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _wait(proc: subprocess.Popen, log: Path, timeout: float) -> str:
+    """The launch's output once it ended; past ``timeout`` its ranks and torchrun are killed."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        _kill_ranks(log)
+        proc.kill()
+        return proc.communicate()[0] + f"\n(killed after {timeout} s)"
+
+
+def _failure(out: str) -> str:
+    """The ranks' own lines of a failed launch (torchrun's summary names no cause)."""
+    lines = [line for line in out.splitlines() if line.startswith("[rank")] or out.splitlines()
+    return "\n".join(lines[-60:])
+
+
 def _kill_when_checkpointed(proc: subprocess.Popen, ckpt: Path, log: Path, killed: dict) -> None:
     """Both ranks die at once (SIGKILL, as on a node failure) once the stage has a checkpoint."""
     deadline = time.time() + 300
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     if proc.poll() is None and ckpt.exists():
-        for rank in (0, 1):
-            os.kill(int((log / f"pid-{rank}").read_text()), signal.SIGKILL)
+        _kill_ranks(log)
         killed["at"] = torch.load(ckpt, weights_only=False, map_location="cpu")["global_step"]
-    proc.communicate(timeout=120)
+    killed["output"] = _wait(proc, log, 120)
 
 
 def _rows(log: Path, kind: str, rank: int) -> list[dict]:
@@ -104,12 +121,12 @@ def _trained(cfg, name: str, root: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def runs(shared_artifacts, tmp_path_factory):
+def runs(shared_artifacts, prerequisites_only, tmp_path_factory):
     """Every stage trained from the same prerequisites by 2 DDP ranks (killed once, launched
     again), by 1 process, and (most stages) by 2 FSDP ranks."""
     ensure_prerequisites(build_config("tiny", "smoke"), shared_artifacts)
     base = tmp_path_factory.mktemp("distributed")
-    ddp_root, one_root, fsdp_root, refused_root = (_mirror_prerequisites(shared_artifacts, base / n)
+    ddp_root, one_root, fsdp_root, refused_root = (prerequisites_only(base / n)
                                                    for n in ("ddp", "one", "fsdp", "fsdp_refused"))
     ddp, one, fsdp = (build_config("tiny", "smoke", o) for o in (DDP, ONE, FSDP))
     gen = stage_path(ddp, "stage1_generation", ddp_root)  # FSDP starts from DDP's stage-1 generation
@@ -136,10 +153,10 @@ def runs(shared_artifacts, tmp_path_factory):
                  {"name": "fsdp_refused", "root": str(refused_root), "overrides": FSDP,
                   "stages": ["stage1_generation"], "refused": ["stage1_generation"]}]
     again = _launch(base / "again", [ddp_job, *fsdp_jobs], fsdp_config=str(REPO / "configs" / "l14_stage2.yaml"))
-    out, _ = again.communicate(timeout=400)
-    assert again.returncode == 0, f"the relaunched distributed run failed:\n{out[-4000:]}"
+    out = _wait(again, base / "again", 400)
+    assert again.returncode == 0, f"the relaunched distributed run failed:\n{_failure(out)}"
     return {"base": base, "ddp": (ddp, ddp_root), "one": (one, one_root), "fsdp": (fsdp, fsdp_root),
-            "killed_at": killed.get("at"), "complete_after_kill": complete_after_kill,
+            "killed_at": killed.get("at"), "first_output": killed.get("output", ""), "complete_after_kill": complete_after_kill,
             "logs": (base / "first", base / "again")}
 
 
@@ -208,7 +225,7 @@ def test_rank_0_alone_writes_each_artifact_once_and_its_meta_last(runs):
 
 def test_a_killed_ddp_run_resumes_to_the_uninterrupted_weights(runs):
     killed_at = runs["killed_at"]
-    assert killed_at is not None, "the first distributed run ended before it could be killed"
+    assert killed_at is not None, f"the first distributed run ended before it was killed:\n{_failure(runs['first_output'])}"
     assert 0 < killed_at < GEN_STEPS, killed_at
     assert runs["complete_after_kill"] == {n: n == "stage1_comprehension" for n in ORDER}  # the killed stage not done
     again = _rows(runs["logs"][1], "batches", 1)

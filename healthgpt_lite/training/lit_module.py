@@ -157,7 +157,7 @@ class HealthGPTLitModule(L.LightningModule):
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
         loss = self._loss(batch)
         self.log(f"val/loss_{batch['task']}", loss, prog_bar=True, add_dataloader_idx=False,
-                 batch_size=len(batch["input_ids"]))
+                 batch_size=len(batch["input_ids"]), sync_dist=True)  # ranks agree (datamodule.val_dataloader)
 
     def configure_optimizers(self):
         groups = self.model.parameter_groups()
