@@ -148,13 +148,37 @@ def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifa
     ``make`` writes its files into ``path`` (atomically, one by one) and may return a dict
     of extra metadata; ``meta.json`` is written last, so an interrupted ``make`` leaves an
     incomplete folder that the next call redoes (resuming from checkpoints if ``make`` can).
+    Under DDP / FSDP every rank runs this; once ``make`` has started a process group, only rank 0
+    writes (``make`` asks :func:`is_writer` too) and the others wait until ``meta.json`` is there.
     """
     path = artifact_dir(cfg, name, sections, artifacts_dir, extra)
     if force or not is_complete(path):
         path.mkdir(parents=True, exist_ok=True)
         extra = make(path) or {}
-        write_meta(path, cfg, name, sections=list(sections), **meta_extra, **extra)
+        if is_writer():
+            write_meta(path, cfg, name, sections=list(sections), **meta_extra, **extra)
+        wait_for_writer()
     return path
+
+
+def _process_group():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def is_writer() -> bool:
+    """Whether this process writes artifacts: rank 0 of a running process group (DDP / FSDP),
+    or any process without one (a single process, or ranks before Lightning started the group)."""
+    group = _process_group()
+    return group is None or group.get_rank() == 0
+
+
+def wait_for_writer() -> None:
+    """Every rank waits here until rank 0 has written, so none reads a half-made artifact."""
+    group = _process_group()
+    if group is not None:
+        group.barrier()
 
 
 def atomic_save_safetensors(tensors: dict, path: str | Path, metadata: dict[str, str] | None = None) -> Path:

@@ -220,7 +220,7 @@ class TrainConfig:
     precision: str = "32-true"  # "bf16-mixed" in the gpu / full profiles
     num_workers: int = 0
     log_every_n_steps: int = 10
-    # the three stages (REFERENCE section 3): steps and batch sizes per stage and task
+    # the three stages (REFERENCE section 3): steps and per-device batch sizes per stage and task
     stage1_comprehension_steps: int = 300
     stage1_generation_steps: int = 400
     stage2_steps: int = 150
@@ -232,6 +232,8 @@ class TrainConfig:
     lr_scale: float = 5.0  # x the released M3 learning rates (a 1M-parameter model from near scratch)
     warmup_fraction: float = 0.03
     image_token_noise: float = 0.0  # share of image-code inputs replaced by random codes in training (exposure bias)
+    # the stages' global batch = per-device batch x devices x accumulate_grad_batches (sampling.py)
+    accumulate_grad_batches: int = 1
 
 
 @dataclass

@@ -37,6 +37,21 @@ def shared_artifacts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def prerequisites_only(shared_artifacts):
+    """``link(dst)``: an ARTIFACTS_DIR at ``dst`` that links every prerequisite of
+    ``shared_artifacts`` (data, ViT, VQ, LLM, features) but no stage, for tests that train
+    stages of their own."""
+    def link(dst: Path) -> Path:
+        dst.mkdir(parents=True, exist_ok=True)
+        for entry in shared_artifacts.iterdir():
+            if not entry.name.startswith("stage"):
+                (dst / entry.name).symlink_to(entry)
+        return dst
+
+    return link
+
+
+@pytest.fixture(scope="session")
 def smoke_gpt(shared_artifacts):
     """The tiny HealthGPT after all three stages in the smoke profile (a few steps each)."""
     from healthgpt_lite.config import build_config

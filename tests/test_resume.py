@@ -22,18 +22,11 @@ def cfg():
     return build_config("tiny", "smoke", STEPS)
 
 
-def _mirror_prerequisites(src, dst):
-    dst.mkdir(parents=True, exist_ok=True)
-    for entry in src.iterdir():
-        if not entry.name.startswith("stage"):
-            (dst / entry.name).symlink_to(entry)
-
-
-def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, tmp_path):
+def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequisites_only, tmp_path):
     ensure_prerequisites(cfg, shared_artifacts)
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
     for root in (reference_root, killed_root):
-        _mirror_prerequisites(shared_artifacts, root)
+        prerequisites_only(root)
     reference = load_file(str(run_stage(cfg, "stage1_generation", reference_root) / "trained.safetensors"))
 
     ckpt = stage_path(cfg, "stage1_generation", killed_root) / "checkpoints" / "last.ckpt"
@@ -65,3 +58,33 @@ def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, tmp_pat
     assert resumed.keys() == reference.keys()
     for k in reference:
         torch.testing.assert_close(resumed[k], reference[k], rtol=0, atol=1e-6)
+
+
+def test_a_float64_stage_stopped_midway_resumes_exactly(shared_artifacts, prerequisites_only, tmp_path, monkeypatch):
+    """Lightning loads ``last.ckpt`` before it converts the module to float64; fit_stage converts
+    first, or the resumed run would round every weight to float32 (about 1e-7 off)."""
+    import lightning as L
+
+    import healthgpt_lite.training.trainer as trainer_module
+    from healthgpt_lite.errors import InputError
+
+    cfg = build_config("tiny", "smoke", {"train.precision": "64-true", "train.stage1_comprehension_steps": 3})
+    ensure_prerequisites(cfg, shared_artifacts)
+    reference_root, stopped_root = (tmp_path / "reference", tmp_path / "stopped")
+    for root in (reference_root, stopped_root):
+        prerequisites_only(root)
+    reference = load_file(str(run_stage(cfg, "stage1_comprehension", reference_root) / "trained.safetensors"))
+    assert all(v.dtype == torch.float64 for v in reference.values())
+
+    class StopAfterOne(L.Callback):  # what Ctrl-C does: Lightning stops after the step, checkpointed
+        def on_train_batch_end(self, trainer, *a):
+            trainer.should_stop = trainer.global_step >= 1
+
+    make = trainer_module.make_trainer
+    with monkeypatch.context() as mp:
+        mp.setattr(trainer_module, "make_trainer", lambda *a, **k: make(*a, callbacks=[StopAfterOne()], **k))
+        with pytest.raises(InputError, match="stopped at step 1 of 3"):
+            run_stage(cfg, "stage1_comprehension", stopped_root)
+    resumed = load_file(str(run_stage(cfg, "stage1_comprehension", stopped_root) / "trained.safetensors"))
+    for k in reference:
+        torch.testing.assert_close(resumed[k], reference[k], rtol=0, atol=0)

@@ -141,3 +141,32 @@ def test_task_switch_is_exact_and_in_place(cfg):
         model.set_task("generation")
         c = run()
     assert torch.equal(a, c) and not torch.allclose(a, b)
+
+
+def test_stage2_gradients_are_the_same_with_activation_checkpointing():
+    """Stage 2 runs both tasks' forwards before one backward; recomputed layers must use the plugin
+    of their own task, not the one set last (SMALL: both plugins have rank 8, so a wrong plugin
+    would not even fail loudly)."""
+    cfg = build_config("tiny", "smoke", {**SMALL, "lora.comprehension.dropout": 0.0, "lora.generation.dropout": 0.0})
+
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        model, tok = tiny_model(cfg)
+        with torch.no_grad():  # plugins that change the output (B starts at zero)
+            for n, p in model.llm.named_parameters():
+                if ".B." in n or n.endswith("B.weight"):
+                    p.normal_(0, 0.5)
+        module = HealthGPTLitModule(model, STAGES["stage2"], total_steps=10)
+        if checkpointing:
+            model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.train()  # transformers checkpoints only in train mode
+        torch.manual_seed(1)
+        comp = collate([encode_example(tok, user_text("How many lesions are there?", True), cfg.vision.num_tokens,
+                                       cfg.llm.max_position_embeddings, answer="2")] * 2, tok.pad_token_id)
+        comp.update(features=torch.randn(2, cfg.vision.num_tokens, cfg.vision.hidden_size), task="comprehension")
+        module.training_step({"comprehension": comp, "generation": _gen_batch(cfg, tok)}, 0).backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, recomputed = gradients(False), gradients(True)
+    assert plain.keys() == recomputed.keys() and plain
+    for n in plain:
+        torch.testing.assert_close(recomputed[n], plain[n], rtol=1e-5, atol=1e-6, msg=f"{n}: recomputed gradients differ")

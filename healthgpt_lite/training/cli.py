@@ -18,7 +18,6 @@ each other. ``trainer.max_steps``, when given, is also the length of the learnin
 """
 from __future__ import annotations
 
-import contextlib
 import random
 from pathlib import Path
 
@@ -65,16 +64,6 @@ class StageModule(HealthGPTLitModule):
         if activation_checkpointing:
             model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
-    def setup(self, stage: str) -> None:
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        if "image_rows" in self.spec.trains and isinstance(self.trainer.strategy, FSDPStrategy):
-            raise ConfigError(
-                f"{self.stage_name} trains only the new image-token rows of the embeddings and the head, through a "
-                "gradient mask on those parameters; FSDP computes with its own flattened copies and would bypass "
-                "the mask (every text row would train too). Run this stage with DDP: --trainer.strategy ddp "
-                "--model.activation_checkpointing true (memory per GPU: notebook 12 / `healthgpt_lite plan`)")
-
     def train(self, mode: bool = True) -> "StageModule":
         super().train(mode)
         if self.vq_model is not None:
@@ -92,25 +81,13 @@ class StageModule(HealthGPTLitModule):
 
     def on_fit_end(self) -> None:
         """Save the stage as an artifact (rank 0 only), exactly as ``run_stage`` would."""
-        with self._full_parameters():
+        with self.full_parameters():
             if self.trainer.is_global_zero:
                 path = stage_path(self.cfg, self.stage_name, self.artifacts_dir)
                 path.mkdir(parents=True, exist_ok=True)
-                atomic_save_safetensors(self.model.trainable_state(self.spec.trains), path / "trained.safetensors")
+                atomic_save_safetensors(self.trained_tensors(), path / "trained.safetensors")
                 write_meta(path, self.cfg, self.stage_name, sections=list(MODEL_SECTIONS),
                            stage_key=stage_key(self.cfg, self.stage_name), trains=list(self.spec.trains), via="fit")
-
-    def _full_parameters(self):
-        """FSDP keeps 1/N of every weight per GPU: gather whole tensors onto rank 0's CPU while
-        saving (a collective, so every rank enters). A no-op for DDP and single devices."""
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        if not isinstance(self.trainer.strategy, FSDPStrategy):
-            return contextlib.nullcontext()
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        return FSDP.summon_full_params(self.trainer.strategy.model, writeback=False, rank0_only=True,
-                                       offload_to_cpu=True)
 
 
 class StageData(StageDataModule):
@@ -185,7 +162,8 @@ class HealthGPTCLI(LightningCLI):
             c.trainer.default_root_dir = str(stage_path(cfg, m.stage, m.artifacts_dir))
 
 
-TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0}
+# use_distributed_sampler: the step-indexed batches shard themselves across ranks (sampling.py)
+TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False}
 
 
 def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:

@@ -86,14 +86,20 @@ class StageDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         """Infinite, step-indexed batches (see sampling.py): a resumed run continues exactly
-        where the interrupted one stopped. One batch per task per step."""
-        start = self.trainer.global_step if self.trainer is not None else 0
-        loaders = {t: DataLoader(ds, batch_sampler=StepBatchSampler(len(ds), self.batch_sizes[t], self.cfg.seed + i, start),
+        where the interrupted one stopped. One batch per task per step; under DDP / FSDP each
+        rank takes its own slots of the step's global batch (per-device batch x ranks x accumulate)."""
+        tr = self.trainer
+        start, rank, world, accumulate = ((tr.global_step, tr.global_rank, tr.world_size, tr.accumulate_grad_batches)
+                                          if tr is not None else (0, 0, 1, 1))
+        loaders = {t: DataLoader(ds, batch_sampler=StepBatchSampler(len(ds), self.batch_sizes[t], self.cfg.seed + i,
+                                                                    start, rank, world, accumulate),
                                  collate_fn=self.collator(t), num_workers=self.cfg.train.num_workers)
                    for i, (t, ds) in enumerate(self.train_sets.items())}
         return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self):
+        """Every rank validates on the whole (small) validation set, so the logged loss is the
+        single-process value without a reduction across ranks (``use_distributed_sampler=False``)."""
         loaders = {t: DataLoader(ds, batch_size=self.batch_sizes[t], shuffle=False,
                                  collate_fn=self.collator(t), num_workers=self.cfg.train.num_workers)
                    for t, ds in self.val_sets.items()}

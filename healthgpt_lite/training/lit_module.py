@@ -8,11 +8,13 @@ embeddings and the head, through a gradient mask.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import lightning as L
 import torch
 
+from ..errors import ConfigError
 from ..model.unified import HealthGPTModel
 from .sampling import step_seed
 from .stages import StageSpec
@@ -44,6 +46,17 @@ def train_only_rows_from(weight: torch.Tensor, first_row: int) -> torch.utils.ho
     return weight.register_hook(lambda grad: grad * mask.to(grad.dtype))  # (V, d) * (V, 1)
 
 
+# the names FSDP's and activation checkpointing's wrappers insert into parameter names
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def plain_name(name: str) -> str:
+    """A parameter's name in the unwrapped model (what artifacts and checkpoints are keyed by)."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
 def trainable_parameter_count(model: HealthGPTModel, spec: StageSpec) -> int:
     """Weights a stage really updates (``image_rows``: only the new rows of embeddings and head)."""
     groups, seen, total = model.parameter_groups(), set(), 0
@@ -70,6 +83,29 @@ def corrupt_image_tokens(input_ids: torch.Tensor, block, p: float) -> torch.Tens
     return torch.where(flip, random_codes, input_ids)
 
 
+class TaskInBackward(torch.autograd.Function):
+    """The identity on one task's loss, whose backward switches the model back to that task.
+
+    Stage 2 runs the comprehension and the generation forward, then one backward. With activation
+    checkpointing (the L14 FSDP policy, ``--model.activation_checkpointing``) every layer runs its
+    forward again during backward, reading the task that is active *then*: the generation plugin,
+    set last. Without this switch the comprehension layers would recompute with the wrong plugin:
+    wrong gradients, silently where both plugins have the same rank, or a checkpoint metadata
+    error. Autograd runs the nodes made later first (the generation branch down to its first
+    layer) and reaches a branch's layers only through its loss, so the switch at each loss holds
+    for the whole branch (tests/test_stages.py checks the gradients with and without)."""
+
+    @staticmethod
+    def forward(ctx, loss: torch.Tensor, model: HealthGPTModel, task: str) -> torch.Tensor:
+        ctx.model, ctx.task = model, task
+        return loss.view_as(loss)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        ctx.model.set_task(ctx.task)
+        return grad, None, None
+
+
 class HealthGPTLitModule(L.LightningModule):
     def __init__(self, model: HealthGPTModel, spec: StageSpec, total_steps: int, lr_scale: float = 1.0,
                  warmup_fraction: float = 0.03, seed: int = 0, image_token_noise: float = 0.0):
@@ -80,14 +116,49 @@ class HealthGPTLitModule(L.LightningModule):
         model.train()  # HF loads models in eval mode; the plugins' dropout must be on (from step 0)
         self.strict_loading = False  # checkpoints hold only what trains (see on_save_checkpoint)
 
+    def setup(self, stage: str) -> None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if "image_rows" in self.spec.trains and isinstance(self.trainer.strategy, FSDPStrategy):
+            raise ConfigError(
+                f"{self.spec.name} trains only the new image-token rows of the embeddings and the head, through a "
+                "gradient mask on those parameters; FSDP computes with its own flattened copies and would bypass "
+                "the mask (every text row would train too). Run this stage with DDP (`fit`: --trainer.strategy ddp "
+                "--model.activation_checkpointing true; memory per GPU: notebook 12 / `healthgpt_lite plan`)")
+
+    def full_parameters(self):
+        """FSDP keeps 1/N of every weight per process: gather whole tensors onto rank 0's CPU while
+        saving a stage (a collective, so every rank enters). A no-op for DDP and single devices."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if not isinstance(self.trainer.strategy, FSDPStrategy):
+            return contextlib.nullcontext()
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        return FSDP.summon_full_params(self.trainer.strategy.model, writeback=False, rank0_only=True,
+                                       offload_to_cpu=True)
+
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        torch.manual_seed(step_seed(self.seed, self.global_step))  # dropout masks fixed by the step
+        """Dropout masks fixed by the step and the micro-batch's slot in it (sampling.py): the
+        same masks whether a global batch is split across ranks or accumulated on one."""
+        t = self.trainer
+        slot = (batch_idx % t.accumulate_grad_batches) * t.world_size + t.global_rank
+        torch.manual_seed(step_seed(self.seed, self.global_step, slot))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only trainable tensors: a resumable M3 checkpoint is then megabytes of plugins
-        and adapters plus optimizer state, not 7 GB of frozen Phi-3 weights."""
-        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        and adapters plus optimizer state, not 7 GB of frozen Phi-3 weights. Not with FSDP's
+        sharded checkpoints (L14): Lightning loads those strictly, every weight must be there
+        (each process writes its 1/N)."""
+        if getattr(self.trainer.strategy, "_state_dict_type", None) == "sharded":
+            return
+        trainable = {f"model.{plain_name(n)}" for n, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if plain_name(k) in trainable}
+
+    def trained_tensors(self) -> dict[str, torch.Tensor]:
+        """What the stage trained, by plain parameter names (a stage artifact); under FSDP call it
+        inside :meth:`full_parameters`."""
+        return {plain_name(n): t for n, t in self.model.trainable_state(self.spec.trains).items()}
 
     def _loss(self, batch: dict) -> torch.Tensor:
         self.model.set_task(batch["task"])
@@ -96,7 +167,7 @@ class HealthGPTLitModule(L.LightningModule):
             input_ids = corrupt_image_tokens(input_ids, self.model.block, self.image_token_noise)
         out = self.model(input_ids, batch["attention_mask"], batch["labels"],
                          pixels=batch.get("pixels"), features=batch.get("features"))  # cached features or pixels
-        return out.loss
+        return TaskInBackward.apply(out.loss, self.model, batch["task"])
 
     def training_step(self, batch, batch_idx):
         batches = [b for b in batch.values() if b is not None]  # {task: batch}; stage 2 has both tasks
@@ -110,7 +181,7 @@ class HealthGPTLitModule(L.LightningModule):
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
         loss = self._loss(batch)
         self.log(f"val/loss_{batch['task']}", loss, prog_bar=True, add_dataloader_idx=False,
-                 batch_size=len(batch["input_ids"]))
+                 batch_size=len(batch["input_ids"]), sync_dist=True)  # ranks agree (datamodule.val_dataloader)
 
     def configure_optimizers(self):
         groups = self.model.parameter_groups()

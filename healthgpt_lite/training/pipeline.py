@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..artifacts import artifact_dir, atomic_save_safetensors, data_dir_for, load_or_make, read_meta, read_safetensors
+from ..artifacts import (artifact_dir, atomic_save_safetensors, data_dir_for, is_writer, load_or_make, read_meta,
+                         read_safetensors)
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.tokenizer import image_token_ids, tokenizer_for
@@ -64,9 +65,12 @@ def stage_key(cfg: Config, name: str) -> dict:
     settings and the steps of this stage and every stage it builds on (not the later ones)."""
     t = cfg.train
     chain = stages_before(name) + [name]
-    return {"seed": cfg.seed, "steps": {s: getattr(t, f"{s}_steps") for s in chain},
-            "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction],
-            "image_token_noise": t.image_token_noise}
+    key = {"seed": cfg.seed, "steps": {s: getattr(t, f"{s}_steps") for s in chain},
+           "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction],
+           "image_token_noise": t.image_token_noise}
+    if t.accumulate_grad_batches != 1:  # a larger global batch (absent when 1: earlier artifacts keep their keys)
+        key["accumulate"] = t.accumulate_grad_batches
+    return key
 
 
 def stage_path(cfg: Config, name: str, artifacts_dir=None) -> Path:
@@ -149,16 +153,22 @@ def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, p
     dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
                          {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
                          sample_per_task=sample_per_task, val_per_task=64 if cfg.profile != "smoke" else 4)
+    if str(t.precision).startswith("64"):  # Lightning loads last.ckpt *before* it converts the module to
+        model.double()                      # float64: convert first, or a resumed run rounds every weight to float32
     module = (module_cls or HealthGPTLitModule)(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed,
                                                 image_token_noise=t.image_token_noise)
+    # the step-indexed sampler shards itself across ranks; Lightning's DistributedSampler cannot (sampling.py)
     trainer = make_trainer(path, steps, t, progress, val_check_interval=val_every or max(1, steps // 5),
+                           accumulate_grad_batches=t.accumulate_grad_batches, use_distributed_sampler=False,
                            callbacks=callbacks)
     started = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
     if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
         raise InputError(f"{spec.name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
                          f"from {path / 'checkpoints' / 'last.ckpt'}")
-    atomic_save_safetensors(model.trainable_state(spec.trains), path / "trained.safetensors")
+    with module.full_parameters():  # FSDP: whole tensors on rank 0 (all ranks enter)
+        if is_writer():  # rank 0 writes the stage once (and meta.json, load_or_make)
+            atomic_save_safetensors(module.trained_tensors(), path / "trained.safetensors")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"stage": spec.name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
             "train_seconds": round(time.time() - started, 1),

@@ -40,9 +40,10 @@ def make_trainer(run_dir: str | Path, max_steps: int, train_cfg: TrainConfig | N
 
 
 def last_checkpoint(run_dir: str | Path) -> str | None:
-    """The checkpoint to resume from after an interruption, if there is one."""
+    """The checkpoint to resume from after an interruption, if there is one (a file, or the
+    folder of one shard per process that FSDP's ``state_dict_type="sharded"`` writes)."""
     path = Path(run_dir) / "checkpoints" / "last.ckpt"
-    return str(path) if path.is_file() else None
+    return str(path) if path.exists() else None
 
 
 def read_metrics(run_dir: str | Path):
