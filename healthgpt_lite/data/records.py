@@ -69,6 +69,17 @@ def comprehension_qa(p: Patient, modality: str, lang: str, rng: np.random.Genera
     return [(kind, question, answer_from_facts(facts, kind, question, lang)) for kind, question in asked]
 
 
+def lesion_free_instruction(instruction: str) -> str:
+    """A report->X-ray instruction with its report replaced by the lesion-free report (the guide
+    of guided sampling). An instruction in none of the data set's templates is refused."""
+    healthy = f"{VIEW['en']['xray']}. No focal lesion."
+    for template in INSTRUCTIONS["report2image"]:
+        prefix = template.split("{report}")[0]
+        if instruction.replace(IMAGE_TOKEN, "").strip().startswith(prefix):
+            return prefix + healthy
+    raise InputError(f"not a report->X-ray instruction of the data set: {instruction[:60]!r}...")
+
+
 # ----------------------------------------------------------------------------- records
 def _record(rid, p, split, task, task_type, modality, lang, question, answer, image, **extra) -> dict:
     human = f"{IMAGE_TOKEN}\n{question}" if image else question

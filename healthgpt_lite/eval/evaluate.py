@@ -20,7 +20,7 @@ import torch
 
 from ..data.io import load_image
 from ..data.phantoms import Patient
-from ..data.records import load_records
+from ..data.records import lesion_free_instruction, load_records
 from .baselines import fit_grey_level_table, lesion_free_xrays, text_baseline_answers, text_baselines
 from .metrics import bicubic_upsample, comprehension_scores, image_scores, mean_scores, report_scores
 from .probe import agreement, lesion_facts
@@ -126,9 +126,10 @@ def _generate_task(gpt, data_dir: Path, task: str, recs: list[dict], batch_size:
         images = [data_dir / r["image"] if r.get("image") else None for r in chunk]
         texts = [r["conversations"][0]["value"] for r in chunk]
         target = torch.stack([load_image(data_dir / r["target_image"], size=size) for r in chunk])  # (b, 3, S, S)
+        guides = [lesion_free_instruction(t) for t in texts] if sampled and task == "report2image" else None
         for d in range(draws):
             codes = gpt.generate_codes(texts, images, e.temperature if sampled else 0.0, e.top_k if sampled else None,
-                                       generator)
+                                       generator, guides, e.guidance if guides else 0.0)
             outputs[d].append(gpt.vq.decode(codes).cpu())
         forced.append(gpt.vq.decode(gpt.teacher_forced_codes(texts, images, gpt.vq.encode(target))).cpu())
         targets.append(target)

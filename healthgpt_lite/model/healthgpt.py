@@ -84,16 +84,24 @@ class HealthGPTLite:
 
     @torch.no_grad()
     def generate_codes(self, instructions: list[str], images: list, temperature: float = 0.0,
-                       top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, h, w) VQ codes; every row decodes, whatever the model's state (see image_decoding.py)."""
+                       top_k: int | None = None, generator: torch.Generator | None = None,
+                       guide_instructions: list[str] | None = None, guidance: float = 0.0) -> torch.Tensor:
+        """(B, h, w) VQ codes; every row decodes, whatever the model's state (see image_decoding.py).
+        ``guide_instructions`` + ``guidance``: steer away from what each guide prompt would draw."""
         from .image_decoding import decode_image
 
-        if temperature < 0 or (top_k is not None and top_k < 1):
-            raise InputError(f"temperature={temperature} must be >= 0 and top_k={top_k} None or >= 1")
-        ids, mask, pixels = self._generation_prompts(instructions, images)
+        if temperature < 0 or (top_k is not None and top_k < 1) or guidance < 0:
+            raise InputError(f"temperature={temperature} and guidance={guidance} must be >= 0 and top_k={top_k} "
+                             "None or >= 1")
+        guided = guidance > 0 and guide_instructions is not None
+        if guided and len(guide_instructions) != len(instructions):
+            raise InputError(f"{len(guide_instructions)} guide instructions for {len(instructions)} instructions")
+        texts, all_images = (instructions + guide_instructions, images * 2) if guided else (instructions, images)
+        ids, mask, pixels = self._generation_prompts(texts, all_images)
         device = next(self.model.parameters()).device
         embeds = self.model.embed(ids.to(device), pixels=None if pixels is None else pixels.to(device))
-        codes = decode_image(self.model, embeds, mask.to(device), temperature, top_k, generator)  # (B, h*w)
+        codes = decode_image(self.model, embeds, mask.to(device), temperature, top_k, generator,
+                             guidance if guided else 0.0)  # (B, h*w)
         return codes.reshape(-1, self.cfg.vq.grid_size, self.cfg.vq.grid_size)
 
     @torch.no_grad()

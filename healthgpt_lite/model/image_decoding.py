@@ -34,21 +34,32 @@ def pick_codes(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None
 
 @torch.no_grad()
 def decode_image(model, embeds: torch.Tensor, attention_mask: torch.Tensor, temperature: float = 0.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 guidance: float = 0.0) -> torch.Tensor:
     """Codes (B, h*w) written after left-padded prompts that end with ``<start_index>``.
 
     ``model`` is a :class:`~healthgpt_lite.model.unified.HealthGPTModel` in its generation task;
     ``embeds`` (B, T, d) are its input embeddings of the prompts (visual tokens spliced, the
-    position of code 0 added), ``attention_mask`` (B, T) is 0 on the left padding."""
+    position of code 0 added), ``attention_mask`` (B, T) is 0 on the left padding.
+
+    ``guidance > 0``: the second half of the batch holds *guide* prompts (B/2 each), and every
+    code is picked from ``cond + guidance * (cond - guide)`` and written to both halves: what
+    makes the prompt differ from its guide (a report's lesions, against a lesion-free report) is
+    amplified, as classifier-free guidance does in image generators; returns (B/2, h*w)."""
     llm, block = model.llm, model.block
-    n = model.n_image_tokens
+    n, half = model.n_image_tokens, embeds.shape[0] // 2
     codes = torch.empty(embeds.shape[0], n, dtype=torch.long, device=embeds.device)  # (B, h*w)
     mask = attention_mask.clone()
     positions = (mask.cumsum(1) - 1).clamp(min=0)  # (B, T) RoPE positions that skip the padding
     out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     for j in range(n):
         logits = out.logits[:, -1, block.first_idx:block.first_idx + block.n_codes]  # (B, K) only <idx_*>
-        codes[:, j] = pick_codes(logits, temperature, top_k, generator)
+        if guidance > 0:
+            cond, guide = logits[:half], logits[half:]
+            picked = pick_codes(cond + guidance * (cond - guide), temperature, top_k, generator)  # (B/2,)
+            codes[:, j] = torch.cat([picked, picked])
+        else:
+            codes[:, j] = pick_codes(logits, temperature, top_k, generator)
         if j == n - 1:
             break
         step = model.code_embeddings(codes[:, j], j + 1)[:, None]  # (B, 1, d) code j, predicting code j+1
@@ -56,4 +67,4 @@ def decode_image(model, embeds: torch.Tensor, attention_mask: torch.Tensor, temp
         positions = positions[:, -1:] + 1  # (B, 1)
         out = llm(inputs_embeds=step, attention_mask=mask, position_ids=positions, cache=out.cache,
                   use_cache=True)
-    return codes
+    return codes[:half] if guidance > 0 else codes

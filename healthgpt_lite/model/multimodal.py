@@ -82,6 +82,26 @@ def encode_example(tokenizer, user: str, n_visual: int, max_length: int, answer:
     return {"input_ids": ids, "labels": labels}
 
 
+def add_turns(tokenizer, example: dict[str, torch.Tensor], turns: list[tuple[str, str]],
+              max_length: int) -> dict[str, torch.Tensor]:
+    """Append more (question, answer) turns about the same image to an encoded example: one
+    multi-turn conversation, as LLaVA's instruction records are. Every answer is labelled, every
+    question is not; the image is spliced once, so each extra answer costs only its own tokens.
+    Turns that would pass ``max_length`` are left out (the first turn always stays)::
+
+        ... <|assistant|>\n A1 <|end|> \n<|user|>\n Q2 <|end|>\n<|assistant|>\n A2 <|end|> ...
+    """
+    ids, labels = example["input_ids"].tolist(), example["labels"].tolist()
+    for question, answer in turns:
+        prompt = tokenizer(f"\n<|user|>\n{question.strip()}{PROMPT_TAIL}", add_special_tokens=False)["input_ids"]
+        response = _response_ids(tokenizer, SequenceLayout.from_tokenizer(tokenizer), answer, None)
+        if len(ids) + len(prompt) + len(response) > max_length:
+            break
+        ids += prompt + response
+        labels += [IGNORE_INDEX] * len(prompt) + response
+    return {"input_ids": torch.tensor(ids, dtype=torch.long), "labels": torch.tensor(labels, dtype=torch.long)}
+
+
 def _response_ids(tokenizer, layout: SequenceLayout, answer, image_codes) -> list[int]:
     if image_codes is not None:  # generation target: h*w indices, then <end_index>, then <|end|>
         from ..data.tokenizer import image_token_ids

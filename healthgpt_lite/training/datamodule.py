@@ -14,8 +14,8 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import Config
-from ..data.records import load_records
-from ..model.multimodal import collate, encode_example
+from ..data.records import IMAGE_TOKEN, load_records
+from ..model.multimodal import add_turns, collate, encode_example
 from .features import FeatureStore
 from .sampling import StepBatchSampler
 from .stages import StageSpec
@@ -26,20 +26,55 @@ def task_records(records: list[dict], task: str, record_tasks: tuple[str, ...], 
     return [r for r in records if r["task_type"] == task and r["task"] in record_tasks and (lang is None or r["lang"] == lang)]
 
 
-class TaskDataset(Dataset):
-    """Encoded examples of one task type (token ids, labels, the path of the input image)."""
+def group_by_image(records: list[dict], turns: int, seed: int) -> list[list[dict]]:
+    """Comprehension records in conversations of up to ``turns`` questions about one image each
+    (seeded order within an image); ``turns = 1``: every record alone."""
+    if turns <= 1:
+        return [[r] for r in records]
+    by_image: dict[str, list[dict]] = {}
+    for r in records:
+        by_image.setdefault(r.get("image"), []).append(r)
+    rng, groups = random.Random(seed), []
+    for recs in by_image.values():
+        recs = recs[:]
+        rng.shuffle(recs)
+        groups += [recs[i:i + turns] for i in range(0, len(recs), turns)]
+    return groups
 
-    def __init__(self, records: list[dict], store: FeatureStore, tokenizer, cfg: Config, task: str):
+
+def balance_tasks(records: list[dict]) -> list[dict]:
+    """Repeat each record task's records (cyclically) up to the count of the largest task, so a
+    batch draws every task equally often instead of in proportion to its record count."""
+    by_task: dict[str, list[dict]] = {}
+    for r in records:
+        by_task.setdefault(r["task"], []).append(r)
+    most = max(len(v) for v in by_task.values())
+    return [recs[i % len(recs)] for recs in by_task.values() for i in range(most)]
+
+
+class TaskDataset(Dataset):
+    """Encoded examples of one task type (token ids, labels, the path of the input image).
+
+    Comprehension records of one image become one conversation of up to ``train.comp_turns``
+    turns; generation records can be balanced across their tasks (``train.balance_generation_tasks``)."""
+
+    def __init__(self, records: list[dict], store: FeatureStore, tokenizer, cfg: Config, task: str,
+                 training: bool = False):
         self.task, self.examples = task, []
-        for r in records:
-            user = r["conversations"][0]["value"]
-            if task == "generation":
-                enc = encode_example(tokenizer, user, cfg.vision.num_tokens, cfg.llm.max_position_embeddings,
+        max_len, n_vis = cfg.llm.max_position_embeddings, cfg.vision.num_tokens
+        if task == "generation":
+            for r in balance_tasks(records) if training and cfg.train.balance_generation_tasks else records:
+                enc = encode_example(tokenizer, r["conversations"][0]["value"], n_vis, max_len,
                                      image_codes=store.image_codes(r["target_image"]), generation=True)
-            else:
-                enc = encode_example(tokenizer, user, cfg.vision.num_tokens, cfg.llm.max_position_embeddings,
-                                     answer=r["conversations"][1]["value"])
-            self.examples.append({**enc, "image": r.get("image")})
+                self.examples.append({**enc, "image": r.get("image")})
+            return
+        for group in group_by_image(records, cfg.train.comp_turns if training else 1, cfg.seed):
+            first = group[0]["conversations"]
+            enc = encode_example(tokenizer, first[0]["value"], n_vis, max_len, answer=first[1]["value"])
+            more = [(r["conversations"][0]["value"].replace(IMAGE_TOKEN, "").strip(), r["conversations"][1]["value"])
+                    for r in group[1:]]
+            self.examples.append({**(add_turns(tokenizer, enc, more, max_len) if more else enc),
+                                  "image": group[0].get("image")})
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -78,7 +113,7 @@ class StageDataModule(L.LightningDataModule):
                 recs = task_records(records, task, self.spec.record_tasks, self.spec.lang)
                 if limit is not None and len(recs) > limit:  # stage 2: "a small mixed sample"
                     recs = rng.sample(recs, limit)
-                target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task)
+                target[task] = TaskDataset(recs, self.store, self.tok, self.cfg, task, training=split == "train")
 
     def collator(self, task: str):
         """Turns a list of examples into a batch (real-data modules carry pixels instead)."""

@@ -17,6 +17,7 @@ from ..artifacts import (artifact_dir, atomic_save_safetensors, data_dir_for, is
                          read_safetensors)
 from ..config import Config
 from ..data.generate import ensure_dataset
+from ..data.records import GENERATION_TASKS
 from ..data.tokenizer import image_token_ids, tokenizer_for
 from ..errors import InputError
 from ..model.image_positions import ImagePositions
@@ -60,16 +61,32 @@ def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bo
 MODEL_SECTIONS = ("data", "vision", "vq", "llm", "image_tokens", "lora")
 
 
+def options_used(spec: StageSpec) -> tuple[str, ...]:
+    """The ``train.*`` options that change what this stage learns (beyond steps, batch and lr)."""
+    used = ["accumulate_grad_batches"]
+    if "generation" in spec.tasks:
+        used.append("image_token_noise")
+        if len([t for t in spec.record_tasks if t in GENERATION_TASKS]) > 1:
+            used.append("balance_generation_tasks")
+    if {"vqa_closed", "vqa_open"} & set(spec.record_tasks):
+        used.append("comp_turns")
+    return tuple(used)
+
+
 def stage_key(cfg: Config, name: str) -> dict:
     """What, besides the model sections, decides a stage's result: the seed, the shared training
-    settings and the steps of this stage and every stage it builds on (not the later ones)."""
+    settings and the steps of this stage and every stage it builds on (not the later ones), and
+    the options those stages use when they are not at their defaults (so artifacts made before
+    an option existed keep their keys)."""
+    import dataclasses
+
     t = cfg.train
     chain = stages_before(name) + [name]
     key = {"seed": cfg.seed, "steps": {s: getattr(t, f"{s}_steps") for s in chain},
-           "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction],
-           "image_token_noise": t.image_token_noise}
-    if t.accumulate_grad_batches != 1:  # a larger global batch (absent when 1: earlier artifacts keep their keys)
-        key["accumulate"] = t.accumulate_grad_batches
+           "batch": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples], "lr": [t.lr_scale, t.warmup_fraction]}
+    defaults = {f.name: f.default for f in dataclasses.fields(t)}
+    used = {o for s in chain for o in options_used(STAGES[s])}
+    key.update({o: getattr(t, o) for o in sorted(used) if getattr(t, o) != defaults[o]})
     return key
 
 

@@ -56,6 +56,13 @@ class CaptionedImages:
         return CaptionedImages(self.images[:n], self.reports[:n], self.shorts[:n], self.modality[:n],
                                self.n_lesions[:n], {k: v[:n] for k, v in self.lesion_in.items()}, self.patients[:n])
 
+    def __add__(self, other: "CaptionedImages") -> "CaptionedImages":
+        return CaptionedImages(torch.cat([self.images, other.images]), self.reports + other.reports,
+                               self.shorts + other.shorts, torch.cat([self.modality, other.modality]),
+                               torch.cat([self.n_lesions, other.n_lesions]),
+                               {k: torch.cat([v, other.lesion_in[k]]) for k, v in self.lesion_in.items()},
+                               self.patients + other.patients)
+
     def pixels(self, index=slice(None)) -> torch.Tensor:
         """``(M, 3, S, S)`` float in [0, 1], the encoder's input."""
         return (self.images[index].float() / 255).expand(-1, 3, -1, -1)
@@ -70,11 +77,31 @@ def load_captioned_images(data_dir: str | Path, split: str, image_size: int) -> 
     truth = [d for d in json.loads(truth_file.read_text(encoding="utf-8")) if d.get("split") == split]
     if not truth:
         raise InputError(f"{data_dir}: no patients in split {split!r}")
+    return _captioned([Patient.from_dict(d) for d in truth], image_size,
+                      lambda p, m: load_image(data_dir / image_name(p, m), size=image_size, channels=1))
+
+
+def captioned_phantoms(n_patients: int, seed: int, image_size: int, data_image_size: int) -> CaptionedImages:
+    """``n_patients`` fresh virtual patients, never in VL-Health-lite (another seed), rendered as
+    the data set renders them (at ``data_image_size``, stored 8-bit, resized to the encoder's size):
+    CLIP-lite's stand-in for the web-scale pretraining data CLIP saw before any medical task."""
+    from ..data.phantoms import make_patient, render, to_uint8
+
+    def image(p: Patient, m: str) -> torch.Tensor:
+        pixels = torch.from_numpy(to_uint8(render(p, m, data_image_size))).float()[None, None] / 255  # (1, 1, S, S)
+        if data_image_size != image_size:
+            pixels = torch.nn.functional.interpolate(pixels, size=(image_size, image_size), mode="bicubic",
+                                                     align_corners=False, antialias=True).clamp(0, 1)
+        return pixels[0]
+
+    return _captioned([make_patient(i, seed) for i in range(n_patients)], image_size, image)
+
+
+def _captioned(patients: list[Patient], image_size: int, image_of) -> CaptionedImages:
     images, reports, shorts, modality, counts, organs, pids = [], [], [], [], [], [], []
-    for d in truth:
-        p = Patient.from_dict(d)
+    for p in patients:
         for m_index, m in enumerate(MODALITIES):
-            img = load_image(data_dir / image_name(p, m), size=image_size, channels=1)  # (1, S, S)
+            img = image_of(p, m)  # (1, S, S) in [0, 1]
             images.append((img * 255).round().to(torch.uint8))
             reports.append(report_text(p, m, "en"))
             shorts.append(short_caption(m, len(p.lesions)))

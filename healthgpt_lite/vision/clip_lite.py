@@ -27,10 +27,11 @@ from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
 
 from ..artifacts import artifact_dir, data_dir_for, load_or_make, read_meta
 from ..config import Config
-from .clip_data import CaptionPairs, collate_pairs, load_captioned_images
+from .clip_data import CaptionPairs, captioned_phantoms, collate_pairs, load_captioned_images
 from .encoder import HVPEncoder, clip_vision_config, normalize_pixels
 
 NAME, SECTIONS = "clip_lite", ("vision", "data")
+PRETRAIN_SEED_OFFSET = 2_000_003  # CLIP-lite's extra phantoms: a seed no data set or probe uses
 MAKE_HINT = ("run notebooks/02_vision_encoder_hvp.ipynb or `python -m healthgpt_lite reproduce`; "
              "or set vision.pretrained_path to a local CLIP folder (m3 / l14: openai/clip-vit-large-patch14-336)")
 
@@ -94,7 +95,11 @@ def train_clip_lite(cfg: Config, data_dir: str | Path, run_dir: str | Path, prog
     v = cfg.vision
     tok = load_tokenizer(cfg.llm.tokenizer_path)
     collate = collate_pairs(tok, v.clip_text_max_len)
-    train = CaptionPairs(load_captioned_images(data_dir, "train", v.image_size), seed=cfg.seed, augment=True)
+    images = load_captioned_images(data_dir, "train", v.image_size)
+    if v.clip_pretrain_patients:  # fresh phantoms from another seed: never a val or test patient
+        images = images + captioned_phantoms(v.clip_pretrain_patients, cfg.data.seed + PRETRAIN_SEED_OFFSET,
+                                             v.image_size, cfg.data.image_size)
+    train = CaptionPairs(images, seed=cfg.seed, short_fraction=v.clip_short_fraction, augment=True)
     val = CaptionPairs(load_captioned_images(data_dir, "val", v.image_size), seed=cfg.seed + 1)
     loader = lambda ds, shuffle, bs: torch.utils.data.DataLoader(  # noqa: E731
         ds, batch_size=bs, shuffle=shuffle, drop_last=shuffle and len(ds) > bs, collate_fn=collate,
