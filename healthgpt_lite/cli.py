@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "recipe beside HealthGPT's comprehension plugin on the Chinese records (qilin.md)")
     rep.add_argument("--seeds", type=int, default=1,
                      help="train and evaluate the three stages for seeds SEED..SEED+N-1; report mean and spread")
+    rep.add_argument("--split", choices=["test", "val"], default="test",
+                     help="val: score the models on the validation patients, where options are chosen "
+                          "(give another --out); test: the report of record")
     rep.add_argument("--ablations", action="store_true",
                      help="the paper's ablations in miniature (PEFT, experts, three stages vs mixed, HVP, task "
                           "conflict) -> ablations.md / ablations.json (notebook 10)")
@@ -190,7 +193,7 @@ def _dispatch(args) -> int:
         if args.recipe == "qilin":
             reproduce_qilin(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
         else:
-            reproduce(cfg, artifacts_dir=args.artifacts, out_dir=args.out, seeds=args.seeds)
+            reproduce(cfg, artifacts_dir=args.artifacts, out_dir=args.out, seeds=args.seeds, split=args.split)
         return 0
     if args.command == "data":
         if args.data_command == "generate":

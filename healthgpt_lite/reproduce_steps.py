@@ -107,13 +107,13 @@ def write_results(report: Report, evaluations: list[dict]) -> None:
     from .viz.samples import image_grid
 
     runs = [e["metrics"] for e in evaluations]
-    n = len(runs)
+    n, split = len(runs), report.metrics["config"].get("split", "test")
     mean, spread = mean_and_spread(runs)
     report.metrics.update(mean)
     report.metrics["spread"] = spread
     report.metrics["per_seed"] = {str(e["seed"]): e["metrics"] for e in evaluations}
     c, cs, b, bs = mean["comprehension"], spread["comprehension"], mean["comprehension_baselines"], spread["comprehension_baselines"]
-    report.section(f"6. Evaluation on the test split (patients never seen in training), {n} seed(s)",
+    report.section(f"6. Evaluation on the {split} split (patients never seen in training), {n} seed(s)",
                    "Mean over seeds ± the spread (sample standard deviation). Comprehension: closed accuracy, open "
                    "exact match, report BLEU-4 / ROUGE-L; beside the model, the pixel-reference CNN (supervised on "
                    "the train images: what the pixels allow), the blind text prior and the majority answer.")
@@ -171,6 +171,7 @@ def check_targets(report: Report, runs: list[dict]) -> None:
         rows.append({"target": "whole pipeline, one seed, 2 CPU cores <= 30 minutes", "measured": f"{minutes:.1f}",
                      "met": minutes <= 30, "seeds met": ""})
     report.metrics["targets"] = rows
-    report.section("7. Targets", "Measured on the test split, mean over seeds ± spread; a missed target is reported, "
+    split = report.metrics["config"].get("split", "test")
+    report.section("7. Targets", f"Measured on the {split} split, mean over seeds ± spread; a missed target is reported, "
                    "never tuned on test. Differences (SSIM, dB) are model minus baseline; ratios are model / VQ ceiling.")
     report.table(rows)

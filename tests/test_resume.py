@@ -38,7 +38,7 @@ def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequ
             def on_train_batch_end(self, *a): time.sleep(0.3)
         import healthgpt_lite.training.trainer as t
         make = t.make_trainer
-        t.make_trainer = lambda *a, **k: make(*a, callbacks=[Slow()], **k)
+        t.make_trainer = lambda *a, callbacks=(), **k: make(*a, callbacks=[*callbacks, Slow()], **k)
         import healthgpt_lite.training.pipeline as p
         p.make_trainer = t.make_trainer
         run_stage(build_config("tiny", "smoke", {STEPS!r}), "stage1_generation", {str(killed_root)!r})
@@ -82,7 +82,7 @@ def test_a_float64_stage_stopped_midway_resumes_exactly(shared_artifacts, prereq
 
     make = trainer_module.make_trainer
     with monkeypatch.context() as mp:
-        mp.setattr(trainer_module, "make_trainer", lambda *a, **k: make(*a, callbacks=[StopAfterOne()], **k))
+        mp.setattr(trainer_module, "make_trainer", lambda *a, callbacks=(), **k: make(*a, callbacks=[*callbacks, StopAfterOne()], **k))
         with pytest.raises(InputError, match="stopped at step 1 of 3"):
             run_stage(cfg, "stage1_comprehension", stopped_root)
     resumed = load_file(str(run_stage(cfg, "stage1_comprehension", stopped_root) / "trained.safetensors"))

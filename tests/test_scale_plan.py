@@ -47,12 +47,13 @@ def test_m3_trainable_parameters_match_the_released_plugins(m3, m3_plan):
     assert count_plugin_parameters(llm, "generation") == 404_881_408
     assert m3_plan["stage3_comprehension"]["trainable"] == 102_891_520 + 12_589_056
     assert abs(m3_plan["stage3_comprehension"]["trainable"] / 115e6 - 1) < 0.01
-    assert m3_plan["stage3_generation"]["trainable"] == 404_881_408 + 12_589_056  # plugin + concrete adapter
+    grid = 2 * 32 * 3072  # row + column vectors of the 32x32 code grid (image_tokens.positions=grid; none: 0)
+    assert m3_plan["stage3_generation"]["trainable"] == 404_881_408 + 12_589_056 + grid  # plugin + concrete adapter
     assert m3_plan["stage1_comprehension"]["trainable"] == 12_589_056  # the abstract adapter alone
-    assert m3_plan["stage1_generation"]["trainable"] == 404_881_408 + 12_589_056 + 8195 * 3072 * 2  # + image rows
+    assert m3_plan["stage1_generation"]["trainable"] == 404_881_408 + 12_589_056 + 8195 * 3072 * 2 + grid  # + image rows
     assert m3_plan["stage2"]["trainable"] == 40207 * 3072 * 2
     # image_rows trains through a row mask: the whole matrices still get gradients and AdamW states
-    assert m3_plan["stage1_generation"]["requires_grad"] == 404_881_408 + 12_589_056 + 40207 * 3072 * 2
+    assert m3_plan["stage1_generation"]["requires_grad"] == 404_881_408 + 12_589_056 + 40207 * 3072 * 2 + grid
 
 
 def test_l14_shapes_and_vocabulary():

@@ -49,6 +49,8 @@ class ShapedHealthGPT(nn.Module):
             linears = [m for m in self.llm.model.layers.modules() if isinstance(m, nn.Linear)]
             self.plugins = nn.ModuleDict({t: _plugin(linears, getattr(cfg.lora, t).rank, getattr(cfg.lora, t).experts)
                                           for t in TASKS})
+            grid = cfg.vq.grid_size if cfg.image_tokens.positions == "grid" else 0
+            self.positions = nn.ParameterList([nn.Parameter(torch.zeros(grid, d)) for _ in range(2 if grid else 0)])
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         emb, head = self.llm.get_input_embeddings().weight, self.llm.get_output_embeddings().weight
@@ -57,7 +59,8 @@ class ShapedHealthGPT(nn.Module):
                 "comp_plugin": list(self.plugins["comprehension"].parameters()),
                 "gen_plugin": list(self.plugins["generation"].parameters()),
                 "embeddings": [emb], "head": [head],
-                "image_rows": [emb, head]}  # the same tensors: only rows >= <start_index> learn (a gradient mask)
+                "image_rows": [emb, head],  # the same tensors: only rows >= <start_index> learn (a gradient mask)
+                "image_positions": list(self.positions.parameters())}  # row + column of the code grid
 
 
 def _plugin(linears: list[nn.Linear], rank: int, experts: int) -> nn.ParameterList:
