@@ -64,7 +64,7 @@ def record_runs(monkeypatch, log: Path, rank: int, slow: dict[str, float] | None
     monkeypatch.setattr(datamodule, "StepBatchSampler", LoggedSampler)
     if slow:
         make = trainer_module.make_trainer
-        monkeypatch.setattr(trainer_module, "make_trainer", lambda *a, **k: make(*a, callbacks=[Slow()], **k))
+        monkeypatch.setattr(trainer_module, "make_trainer", lambda *a, callbacks=(), **k: make(*a, callbacks=[*callbacks, Slow()], **k))
     return current
 
 
@@ -131,7 +131,7 @@ def run_job(job: dict, current: dict, monkeypatch) -> None:
             make = trainer_module.make_trainer
             with monkeypatch.context() as mp:
                 stop = StopAfter(job["stop_after"][name])
-                mp.setattr(trainer_module, "make_trainer", lambda *a, **k: make(*a, callbacks=[stop], **k))
+                mp.setattr(trainer_module, "make_trainer", lambda *a, callbacks=(), **k: make(*a, callbacks=[*callbacks, stop], **k))
                 try:
                     run_stage(cfg, name, job["root"])
                     raise AssertionError(f"{name} did not stop")

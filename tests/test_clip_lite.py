@@ -60,7 +60,7 @@ def test_artifact_load_or_train_then_refuse_another_preset(smoke_data, tmp_path)
     meta = json.loads((path / "meta.json").read_text())
     scores = meta["retrieval"]
     assert 0 <= scores["modality_acc"] <= 1 and scores["modality_chance"] == pytest.approx(1 / 3, abs=1e-3)
-    assert 1 / scores["retrieval_batch"] <= scores["retrieval_chance"] < 1 and 0 <= scores["i2t_top1"] <= 1
+    assert 1 / scores["retrieval_batch"] - 5e-5 <= scores["retrieval_chance"] < 1 and 0 <= scores["i2t_top1"] <= 1
     assert ensure_clip_lite(cfg, tmp_path, data_dir=smoke_data) == path  # loaded, not retrained
     encoder = load_vision_encoder(cfg, tmp_path)
     clip = load_clip_lite(cfg, tmp_path)
