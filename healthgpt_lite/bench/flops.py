@@ -84,7 +84,8 @@ def training_step_flops(shape: TransformerShape, seq_lens: list[int]) -> StepFlo
                      backward_weights=2 * shape.trained_matmul_params * tokens)
 
 
-def matmul_parameters(module: nn.Module, exclude: set[int] = frozenset(), keep: set[int] = frozenset()) -> list[nn.Parameter]:
+def matmul_parameters(module: nn.Module, exclude: set[int] = frozenset(),
+                      keep: set[int] = frozenset()) -> list[nn.Parameter]:
     """The weights of ``module`` that multiply tokens: every parameter of two or more dimensions
     (linear and conv weights, LoRA A/B, routers) except lookup tables (``nn.Embedding``) and the
     ids in ``exclude``; ids in ``keep`` always count (an output head tied to its embedding).
@@ -104,9 +105,10 @@ def llm_shape(model: nn.Module, task: str) -> TransformerShape:
             for p in (plugin_parameters(llm, plugin).values() if model.has_plugins else [])}
     weights = matmul_parameters(llm, exclude=idle, keep={id(llm.get_output_embeddings().weight)})
     c = llm.config
+    head_dim = c.hidden_size // c.num_attention_heads
     return TransformerShape(matmul_params=sum(p.numel() for p in weights),
                             trained_matmul_params=sum(p.numel() for p in weights if p.requires_grad),
-                            layers=c.num_hidden_layers, attention_width=c.num_attention_heads * (c.hidden_size // c.num_attention_heads))
+                            layers=c.num_hidden_layers, attention_width=c.num_attention_heads * head_dim)
 
 
 def vision_shape(vision: nn.Module) -> TransformerShape:
