@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test lab book browser-deps data-samples venv clean
+.PHONY: reproduce test lab book browser-deps data-samples venv clean gpu-check
 
 venv: $(STAMP)
 
@@ -21,6 +21,11 @@ reproduce: $(STAMP)
 ## Unit tests + every notebook and exercise solution under papermill (smoke profile).
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## One GPU (issue 17): an M3 stage-3 step vs its plan, then the `small` pipeline end to end, measured
+## -> results/gpu_check_*.json (README "Checking on one GPU"). Without a GPU it stops with exit 2.
+gpu-check: $(STAMP)
+	PY=$(PY) bash scripts/gpu_check.sh
 
 ## The executed course as a static site: every notebook run in PROFILE (default cpu; reuses
 ## ARTIFACTS_DIR as `make reproduce` left it, trains what is missing) -> build/book/index.html.

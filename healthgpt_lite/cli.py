@@ -18,6 +18,8 @@
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
     healthgpt-lite bench stages                   tokens/s of every training stage; Lightning vs Python vs matmuls
+    healthgpt-lite gpu-check --mode pipeline --out FILE.json   one GPU: the small pipeline timed (MFU, memory,
+                                                  metrics); --mode m3-step: an M3 stage-3 step vs its plan
     healthgpt-lite exercises build [--check]      student copies from the solution notebooks
     healthgpt-lite exercises grade SUBMISSIONS/   run and grade submitted notebooks (--out, --timeout)
     healthgpt-lite book [--profile cpu]           execute every notebook, render it offline -> build/book/
@@ -123,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(bench)
     bench.add_argument("--out", default=None, help="CSV to write (default: results/bench_<action>.csv)")
     bench.add_argument("--device", default="cpu", help="cpu | cuda")
+    gc = sub.add_parser("gpu-check", help="one GPU: the small pipeline end to end, or an M3 stage-3 step, measured "
+                                          "(wall time, tokens/s, MFU, peak memory, targets) -> one JSON")
+    gc.add_argument("--mode", required=True, choices=["pipeline", "m3-step"],
+                    help="pipeline: --preset/--profile end to end (default small, gpu); m3-step: stage-3 steps of "
+                         "HealthGPT-M3's shapes with random weights vs the meta-device plan")
+    gc.add_argument("--out", required=True, help="the JSON to write (schema: healthgpt_lite/bench/gpu_result.py)")
+    gc.add_argument("--allow-cpu", action="store_true",
+                    help="run without a GPU (to test the script; its numbers measure nothing)")
+    gc.add_argument("--budget-minutes", type=float, default=8.0, help="pipeline: the time target (default 8)")
+    gc.add_argument("--peak-tflops", type=float, default=None,
+                    help="the GPU's dense bf16 peak in TFLOP/s, for MFU (default: bench/gpu_peaks.py's table)")
+    _config_args(gc, profile="gpu")
+    gc.set_defaults(preset="small")
+    gc.add_argument("--artifacts", default=None, help="pipeline: artifacts folder (default: a fresh temporary one)")
+    gc.add_argument("--fit-config", default="configs/m3_stage3.yaml", help="m3-step: the run whose per-GPU batch is planned")
+    gc.add_argument("--warmup", type=int, default=2, help="m3-step: untimed steps first")
+    gc.add_argument("--steps", type=int, default=5, help="m3-step: timed steps")
     ex = sub.add_parser("exercises", help="build student copies of the exercises; grade submissions")
     esub = ex.add_subparsers(dest="exercises_command", required=True)
     build = esub.add_parser("build", help="exercises/*/solution.py -> student.py/.ipynb (+ solution.ipynb)")
@@ -240,6 +259,10 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "plan":
         return _plan(args)
+    if args.command == "gpu-check":
+        from .bench.gpu_check import run_cli as gpu_check
+
+        return gpu_check(args)
     if args.command == "benchmark":
         return _benchmark(args)
     if args.command == "exercises":

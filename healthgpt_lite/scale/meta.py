@@ -91,9 +91,10 @@ class MetaBuild:
     vocabulary: PlannedVocabulary
 
 
-def build_meta_model(cfg: Config, plugins: bool = True) -> MetaBuild:
+def build_meta_model(cfg: Config, plugins: bool = True, device: str | torch.device = "meta") -> MetaBuild:
     """Instantiate the preset's full model on ``meta``: the same ``build_model`` as a real run.
-    ``plugins=False``: Qilin-Med-VL's LLaVA-style model (no plugins, no image vocabulary, no VQGAN)."""
+    ``plugins=False``: Qilin-Med-VL's LLaVA-style model (no plugins, no image vocabulary, no VQGAN).
+    ``device="cuda"``: the same model with random weights on a GPU (``gpu-check --mode m3-step``)."""
     from ..model.llm import build_llm
     from ..training.pipeline import build_model
     from ..vision import HVPEncoder
@@ -105,7 +106,7 @@ def build_meta_model(cfg: Config, plugins: bool = True) -> MetaBuild:
         raise ConfigError(f"preset {cfg.preset!r} has no real base vocabulary to plan with; "
                           f"choose one of {sorted(BASE_VOCABULARIES)}")
     vocab = PlannedVocabulary(BASE_VOCABULARIES[cfg.preset], cfg.vq.n_embed)
-    with torch.device("meta"):
+    with torch.device(device):
         shapes_only = dataclasses.replace(cfg.llm, pretrained_path=None)  # the shapes, never the download
         base = build_llm(shapes_only, vocab.base.embedding_rows, pad_token_id=vocab.pad_token_id)
         model = build_model(cfg, tokenizer=vocab, base_llm=base, plugins=plugins)  # vocabulary + plugins + adapters

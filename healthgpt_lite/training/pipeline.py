@@ -135,8 +135,10 @@ def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision:
     return model
 
 
-def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
-    """Load-or-train one stage; resumes from its last checkpoint after an interruption."""
+def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False,
+              callbacks=()) -> Path:
+    """Load-or-train one stage; resumes from its last checkpoint after an interruption.
+    ``callbacks``: extra Lightning callbacks while it trains (``gpu-check`` times the steps)."""
     check_stage_names([name])
     spec = STAGES[name]
     data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data)
@@ -146,7 +148,8 @@ def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progres
         model = model_after(cfg, stages_before(name), artifacts_dir, tokenizer=tokenizer)
         return fit_stage(cfg, spec, model, getattr(cfg.train, f"{name}_steps"), path, tokenizer, data_dir,
                          artifacts_dir, progress,
-                         sample_per_task=cfg.train.stage2_samples if spec.stage == "stage2" else None)
+                         sample_per_task=cfg.train.stage2_samples if spec.stage == "stage2" else None,
+                         callbacks=callbacks)
 
     return load_or_make(cfg, name, MODEL_SECTIONS, make, artifacts_dir, extra=stage_key(cfg, name))
 
