@@ -24,7 +24,7 @@
 # Qilin-Med-VL (Liu et al., arXiv 2310.17956).
 
 # %% tags=["parameters"]
-PROFILE = "smoke"  # smoke (CI, seconds) | cpu (the real lite run) | gpu | full
+PROFILE = "cpu"  # cpu (the learning lite run) | smoke (CI, seconds, learns nothing) | gpu | full
 PRESET = "tiny"  # tiny (CPU) | small (one GPU) | m3 (Phi-3-mini) | l14 (phi-4)
 SEED = 0
 ARTIFACTS_DIR = None  # None: ./artifacts at the repository root

@@ -25,7 +25,7 @@
 # REFERENCE §4. None of it can be downloaded here, so we make our own, with the same *shape*.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None

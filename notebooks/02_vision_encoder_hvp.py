@@ -27,7 +27,7 @@
 # REFERENCE §1; HealthGPT paper §3.1 ("hierarchical visual perception", "task-specific adapters").
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -82,9 +82,9 @@ print(f"{len(train_images)} training images, {len(test_images)} test images (3 m
 
 # %% [markdown]
 # Load-or-train: the artifact is keyed by the `vision` and `data` config sections, so a later
-# notebook (or `python -m healthgpt_lite reproduce`) reuses it. The `cpu` profile trains for a
-# couple of minutes; `smoke` only takes a few steps (its numbers are near chance: run the `cpu`
-# profile for the real ones).
+# notebook (or `python -m healthgpt_lite reproduce`) reuses it. The `cpu` profile (the default) trains for a
+# couple of minutes, or loads what `make reproduce` trained; `smoke` (CI) only takes a few steps
+# and its numbers are near chance.
 
 # %%
 from healthgpt_lite.training.trainer import plot_curves, read_metrics

@@ -25,7 +25,7 @@
 # `<end_index>`; a frozen VQGAN (Esser et al. 2021) turns those indices back into pixels.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -221,8 +221,8 @@ token_grid_figure(real_ct[0], real_idx[0], real_rec[0], tok.n_codes, "real CT (p
 # `evaluate_vq` measures the whole test split (the same function as
 # `python -m healthgpt_lite.vq --profile cpu --split test`). Targets for the `cpu` profile:
 # ≤ 256 tokens per image, PSNR ≥ 30 dB, SSIM ≥ 0.90, ≥ 50% of codes used, training ≤ 5 minutes on
-# 2 cores. The `smoke` profile trains for seconds only to prove the pipeline runs: its numbers
-# are far from the targets; run with `PROFILE = "cpu"` to see the real ones.
+# 2 cores. The `smoke` profile (CI) trains for seconds only to prove the pipeline runs: its
+# numbers are far from the targets.
 
 # %%
 from healthgpt_lite.vq import evaluate_vq

@@ -21,7 +21,7 @@
 # Paper §3.4; REFERENCE §2-3.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -142,7 +142,7 @@ print("generation plugin changes the output:", not torch.equal(first, other), "|
 # * Stage 3 trains each task's plugin and adapter on its instruction data, in two runs that
 #   never write each other's parameters.
 # * Comprehension answers and generated images change from stage 2 to stage 3 as the curves say
-#   (in `smoke` the runs are a few steps; use `PROFILE = "cpu"` to see real learning).
+#   (in `smoke`, the CI profile, the runs are a few steps and nothing is learned).
 # * Task switching is a hard, in-place switch; it is exact.
 #
 # ## Check your understanding

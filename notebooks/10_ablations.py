@@ -24,7 +24,7 @@
 # Paper §4 (Tables 4, 5, 10) and §1 (the motivation); REFERENCE §2 and §4.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None

@@ -23,7 +23,7 @@
 # REFERENCE §5 (Qilin-Med-VL), §2-3 (H-LoRA, three stages); Qilin-Med-VL paper §3.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
