@@ -96,6 +96,12 @@ def _show_figures_inline() -> None:
         select_figure_formats(shell, {"png"}, bbox_inches="tight")
 
 
+def repo_path(*parts: str) -> Path:
+    """A path inside this checkout (``repo_path("configs", "m3_stage1.yaml")``), whatever folder
+    the kernel was started in: notebooks never depend on the working directory (``../configs``)."""
+    return Path(__file__).resolve().parents[1].joinpath(*parts)
+
+
 def course_map(root: Path | None = None) -> list[dict]:
     """The notebooks and exercises present in this checkout, with their titles (first heading)."""
     import nbformat

@@ -244,15 +244,53 @@ pd.DataFrame([{m: result[f"{k}_{m}"] for m in ("ct", "mri", "xray")} for k in ("
 # The `m3` preset has the shapes of HealthGPT's tokenizer (256 px, f8, 8192 codes, Gumbel
 # quantizer). Nothing is downloaded here; given the checkpoint file, one override loads it
 # (`vq/convert.py` checks every key and shape, drops the training-only `loss.*` tensors, and reads
-# `.ckpt` files with `torch.load(weights_only=True)`):
+# `.ckpt` files with `torch.load(weights_only=True)`, never running pickled code):
 #
 # ```python
 # cfg = build_config("m3", "gpu", {"vq.pretrained_path": "/models/vqgan_gumbel_f8/last.ckpt"})
 # tok = load_vq_tokenizer(cfg)          # 256x256 -> 32x32 = 1024 tokens of 8192 codes
 # ```
 #
-# Its module and parameter names are taming's (`encoder.down.0.block.0.conv1.weight`, …,
+# Our module and parameter names are taming's (`encoder.down.0.block.0.conv1.weight`, …,
 # `quantize.proj`, `quantize.embed`), so the same code that trains the tiny model runs the real one.
+# Let us run that path for real on a small file: write the tokenizer trained above as taming
+# saves a Lightning checkpoint (`{"state_dict": ...}` with taming's training-only LPIPS and
+# discriminator tensors `loss.*` beside the model), then load it the way the real one is loaded.
+
+# %%
+import torch
+
+from healthgpt_lite.config import build_config
+
+taming_dir = run.artifacts_dir / "taming_demo"
+taming_dir.mkdir(parents=True, exist_ok=True)
+ours_only = {f"quantize.{name}" for name in tok.model.quantize.STATISTICS}  # our k-means/EMA counters
+model_state = {k: v for k, v in tok.model.state_dict().items() if k not in ours_only}
+loss_state = {"loss.logvar": torch.zeros(()), "loss.discriminator.main.0.weight": torch.randn(64, 3, 4, 4),
+              "loss.perceptual_loss.net.slice1.0.weight": torch.randn(64, 3, 3, 3)}
+ckpt = taming_dir / "last.ckpt"
+torch.save({"epoch": 0, "global_step": run.cfg.vq.train_steps, "state_dict": {**model_state, **loss_state}}, ckpt)
+print(f"{ckpt.name}: {len(model_state)} model tensors + {len(loss_state)} loss.* tensors, "
+      f"{ckpt.stat().st_size / 1e6:.1f} MB")
+
+# %%
+real_cfg = build_config(run.cfg.preset, run.cfg.profile, {**OVERRIDES, "vq.pretrained_path": str(ckpt)})
+loaded = load_vq_tokenizer(real_cfg)  # the real path: vq/convert.py, strict about keys and shapes
+same = torch.equal(loaded.encode(test_images[:8]), tok.encode(test_images[:8]))
+print(f"loaded through the converter: {loaded}; same codes as the trained tokenizer on 8 test images: {same}")
+
+# %% [markdown]
+# The converter refuses a checkpoint that does not match the config, and says why: here the same
+# file under a Gumbel config (HealthGPT's quantizer), as when `vq.quantizer` was forgotten.
+
+# %%
+from healthgpt_lite.errors import InputError
+
+try:
+    load_vq_tokenizer(build_config(run.cfg.preset, run.cfg.profile,
+                                   {**OVERRIDES, "vq.pretrained_path": str(ckpt), "vq.quantizer": "gumbel"}))
+except InputError as e:
+    print("InputError:", str(e)[:400], "...")
 
 # %% [markdown]
 # ## Summary

@@ -125,14 +125,31 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 sim_code, sim_tok = cosine_matrix(codebook), cosine_matrix(token_rows)
-fig = Figure(figsize=(8, 3.4))
+observed = spearman(sim_code, sim_tok)
+# the null: the same embedding rows assigned to the codes at random (a shuffled pairing keeps
+# both similarity structures but breaks the code <-> row correspondence)
+g = torch.Generator().manual_seed(SEED)
+null = np.array([spearman(sim_code, cosine_matrix(token_rows[torch.randperm(len(used), generator=g)]))
+                 for _ in range(200)])
+p_value = (1 + int((null >= observed).sum())) / (1 + len(null))
+
+fig = Figure(figsize=(12, 3.4))
 for i, (m, title) in enumerate([(sim_code, "VQ codebook vectors"), (sim_tok, "<idx_k> embedding rows")]):
-    ax = fig.add_subplot(1, 2, i + 1)
+    ax = fig.add_subplot(1, 3, i + 1)
     im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_title(f"cosine similarity: {title}", fontsize=9), ax.set_xlabel("code (by frequency)")
-fig.colorbar(im, ax=fig.axes, shrink=0.8)
-print(f"Spearman correlation of the two similarity structures: {spearman(sim_code, sim_tok):+.2f} "
-      "(0: unrelated; the rows started identical, so any structure was learned)")
+    ax.set_title(f"cosine similarity: {title}", fontsize=9)
+    ax.set_xlabel("code (rank by frequency)"), ax.set_ylabel("code (rank by frequency)")
+fig.colorbar(im, ax=fig.axes[:2], shrink=0.8, label="cosine similarity")
+ax = fig.add_subplot(1, 3, 3)
+ax.hist(null, bins=25, color="0.6", label="shuffled pairing (null, 200 draws)")
+ax.axvline(observed, color="C3", lw=2, label=f"observed {observed:+.2f}")
+ax.set_xlabel("Spearman correlation of the two structures"), ax.set_ylabel("draws")
+ax.set_title("is the match better than chance?", fontsize=9), ax.legend(fontsize=7)
+print(f"Spearman correlation of the two similarity structures: {observed:+.2f}; shuffled null: "
+      f"{null.mean():+.2f} ± {null.std():.2f} (95% of draws below {np.quantile(null, 0.95):+.2f}); "
+      f"one-sided p = {p_value:.3f}")
+print("finding:", "the rows mirror the codebook beyond chance" if p_value < 0.05 else
+      "no evidence that the rows mirror the codebook (the observed value lies inside the null)")
 fig
 
 # %% [markdown]
@@ -142,7 +159,8 @@ fig
 #   every plugin frozen, so that neither task's plugin drifts towards the other.
 # * One step = one batch per task, each through its own plugin, adapter and ViT layer.
 # * The learned image rows can be compared with the VQ codebook: structure there was learned
-#   from data, since all rows started equal.
+#   from data, since all rows started equal; a shuffled pairing of rows and codes is the null
+#   that says whether this run's match is more than chance (the finding printed above).
 #
 # ## Check your understanding
 #

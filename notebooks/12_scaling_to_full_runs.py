@@ -92,11 +92,13 @@ print("all parameters on meta:", all(p.is_meta for p in m3.parameters()))
 # per-device batch, so we read the plan from them (next section shows the files).
 
 # %%
+from healthgpt_lite.notebook import repo_path
 from healthgpt_lite.scale.dry_run import parse_fit_config, plan_config, run_summary, stages_of
 from healthgpt_lite.scale.plan import stage_plan
 
+CONFIG_DIR = repo_path("configs")  # the repository's configs/, wherever the kernel started
 CONFIGS = [f"{p}_stage{s}.yaml" for p in ("m3", "l14") for s in (1, 2, 3)]
-parsed = {name: parse_fit_config(f"../configs/{name}") for name in CONFIGS}
+parsed = {name: parse_fit_config(CONFIG_DIR / name) for name in CONFIGS}
 plan = []
 for name, ns in parsed.items():
     gpus = ns.trainer.devices * ns.trainer.num_nodes
@@ -190,7 +192,7 @@ EXTRA = {("l14_stage1.yaml", "stage1_generation"): ["--trainer.strategy", "ddp",
 rows = []
 for name, ns in parsed.items():
     for stage in stages_of(ns):
-        s = run_summary(parse_fit_config(f"../configs/{name}", "--model.stage", stage, *EXTRA.get((name, stage), [])))
+        s = run_summary(parse_fit_config(CONFIG_DIR / name, "--model.stage", stage, *EXTRA.get((name, stage), [])))
         batch = " + ".join(f"{s[f'per_device_{t}']}" for t in ("comprehension", "generation") if f"per_device_{t}" in s)
         glob = " + ".join(f"{s[f'global_batch_{t}']}" for t in ("comprehension", "generation") if f"global_batch_{t}" in s)
         rows.append({"config": name, "stage": stage, "strategy": s["strategy"], "GPUs": s["gpus"],
@@ -205,10 +207,21 @@ pd.DataFrame(rows).set_index(["config", "stage"])
 # %%
 from healthgpt_lite.scale.dry_run import build_strategy
 
-fsdp = build_strategy(parsed["l14_stage1.yaml"])
-print(type(fsdp).__name__, "| wraps:", sorted(c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes),
-      "| checkpoints:", sorted(c.__name__ for c in fsdp._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes),
-      "| use_orig_params:", fsdp.kwargs["use_orig_params"])
+from healthgpt_lite.model.llm import build_llm
+
+l14 = parsed["l14_stage1.yaml"]
+asked = dict(l14.trainer.strategy.init_args)  # what the YAML asks for
+fsdp = build_strategy(l14)  # what Lightning built from it
+print(type(fsdp).__name__, "| sharding:", fsdp.sharding_strategy.name, "| use_orig_params:", fsdp.kwargs["use_orig_params"])
+short = lambda c: getattr(c, "__name__", str(c).rsplit(".", 1)[-1])  # noqa: E731  (a class or its dotted name)
+print("wrap policy asked for:", [short(c) for c in asked["auto_wrap_policy"]],
+      "| activation checkpointing:", [short(c) for c in asked["activation_checkpointing_policy"]])
+# the built policy is torch's ModuleWrapPolicy: a callable that says whether FSDP wraps a module
+policy = fsdp.kwargs["auto_wrap_policy"]
+with torch.device("meta"):
+    shell = build_llm(build_config("tiny", PROFILE).llm, 512)
+for name, module in [("a Phi3DecoderLayer", shell.model.layers[0]), ("the lm_head", shell.lm_head)]:
+    print(f"built policy wraps {name}: {policy(module, recurse=False, nonwrapped_numel=0)}")
 print("weights from:", {k: v for k, v in parsed["m3_stage1.yaml"].model.overrides.items() if k.endswith("_path")})
 
 # %% [markdown]
@@ -273,7 +286,7 @@ stand_ins = write_stand_in_weights(cfg, demo / "models", seed=SEED)
 records = {"comprehension": str(demo / "vqa_rad_all.json"), "generation": str(write_generation_records(demo / "vqa_rad"))}
 steps = 2 if PROFILE == "smoke" else 40
 started = time.time()
-cli = run_fit(laptop_fit_args("../configs/m3_stage1.yaml", "stage1_comprehension", stand_ins, records, images,
+cli = run_fit(laptop_fit_args(CONFIG_DIR / "m3_stage1.yaml", "stage1_comprehension", stand_ins, records, images,
                               demo / "artifacts", steps=steps, log_dir=demo / "fit"), quiet=not run.progress)
 print(f"{cli.trainer.global_step} steps in {time.time() - started:.1f} s; "
       f"ViT inline: {cli.model.model.vision is not None}; stage saved to {cli.trainer.default_root_dir}")
