@@ -137,11 +137,28 @@ pd.Series(env, name="value").to_frame()
 # ## Check your understanding
 #
 # 1. Why can a LLaVA-style model not generate an image, and what two components does HealthGPT
-#    add so that it can? *(The VQ tokenizer and the `<idx_k>` vocabulary; see "One model, two
-#    kinds of task".)*
-# 2. Which ViT layer does generation read, and why a shallow one? *(Layer 1: it keeps pixel
-#    detail that the deep layers have abstracted away.)*
+#    add so that it can?
+#
+#    <details><summary>Answer</summary>
+#
+#    The VQ tokenizer and the `<idx_k>` vocabulary; see "One model, two kinds of task".
+#
+#    </details>
+#
+# 2. Which ViT layer does generation read, and why a shallow one?
+#
+#    <details><summary>Answer</summary>
+#
+#    Layer 1: it keeps pixel detail that the deep layers have abstracted away.
+#
+#    </details>
+#
 # 3. What does the `tiny` preset change compared with `m3`, and what stays the same?
-#    *(Only the shapes; the code and the recipe are identical.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Only the shapes; the code and the recipe are identical.
+#
+#    </details>
 #
 # **Exercises:** see [`exercises/README.md`](../exercises/README.md) for the list.

@@ -306,12 +306,30 @@ print(image_token_ids(tok))
 #
 # 1. Heart, liver and spleen have almost the same CT grey value but different MRI grey values.
 #    What does the CT→MRI grey-level table do with them, and what must a model use instead?
-#    *(Tissue contrasts table; the flat stretches of the table figure.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Tissue contrasts table; the flat stretches of the table figure.
+#
+#    </details>
+#
 # 2. What would go wrong if records were split at random instead of by patient?
-#    *(Memorised patients leak into the test set; see "Splits are by patient".)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Memorised patients leak into the test set; see "Splits are by patient".
+#
+#    </details>
+#
 # 3. What accuracy does "always answer the majority" reach on yes/no questions, and why must you
 #    know it before reading a model's accuracy?
-# 4. Why is the X-ray not a slice? *(It integrates attenuation along the beam: organs overlap.)*
+# 4. Why is the X-ray not a slice?
+#
+#    <details><summary>Answer</summary>
+#
+#    It integrates attenuation along the beam: organs overlap.
+#
+#    </details>
 #
 # **Exercises:** the metric exercise (VQA answer normalisation) in [`exercises/`](../exercises/README.md)
 # uses these records.

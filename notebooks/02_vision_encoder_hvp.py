@@ -288,14 +288,41 @@ for bad in [real[0], real[:, :1], torch.rand(1, 3, 32, 32), (real - 0.5) / 0.25]
 # ## Check your understanding
 #
 # 1. How many visual tokens does HealthGPT-M3 put in the prompt per image, and where does the
-#    number come from? *(336 / 14 = 24 per side, CLS dropped: 576.)*
+#    number come from?
+#
+#    <details><summary>Answer</summary>
+#
+#    336 / 14 = 24 per side, CLS dropped: 576.
+#
+#    </details>
+#
 # 2. Why is a random frozen encoder a bad idea, and why does a random ViT still score well on
-#    the pixel probe? *(It has no learned features; but its residual stream still carries the
-#    linearly embedded patch.)*
+#    the pixel probe?
+#
+#    <details><summary>Answer</summary>
+#
+#    It has no learned features; but its residual stream still carries the linearly embedded
+#    patch.
+#
+#    </details>
+#
 # 3. What does `hidden_states[-2]` mean for a 4-layer ViT, and which block's output is it?
-#    *(5 hidden states; index 3 = output of block 3.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    5 hidden states; index 3 = output of block 3.
+#
+#    </details>
+#
 # 4. Why does the zero-shot table show a majority baseline for the lesion count but not for the
-#    modality? *(Counts are unbalanced; modalities are exactly one third each.)*
+#    modality?
+#
+#    <details><summary>Answer</summary>
+#
+#    Counts are unbalanced; modalities are exactly one third each.
+#
+#    </details>
+#
 # 5. Why must the encoder stay in eval mode even when the model around it trains?
 #
 # **Exercise:** [`exercises/01_hvp`](../exercises/01_hvp/student.ipynb) asks you to rebuild HVP's

@@ -307,14 +307,48 @@ except InputError as e:
 # ## Check your understanding
 #
 # 1. Why can an LLM *read* an image through continuous features but needs discrete codes to
-#    *write* one? *(Next-token prediction chooses from a finite vocabulary; see the first section.)*
+#    *write* one?
+#
+#    <details><summary>Answer</summary>
+#
+#    Next-token prediction chooses from a finite vocabulary; see the first section.
+#
+#    </details>
+#
 # 2. What does `z + (e - z).detach()` compute in the forward pass, and what gradient reaches the
-#    encoder? *(The code e; the decoder's gradient, unchanged: the straight-through estimator.)*
+#    encoder?
+#
+#    <details><summary>Answer</summary>
+#
+#    The code e; the decoder's gradient, unchanged: the straight-through estimator.
+#
+#    </details>
+#
 # 3. What happens to a code that no encoder output is ever closest to, and what do we do about
-#    it? *(It never moves and is wasted; it is restarted on a random encoder output.)*
+#    it?
+#
+#    <details><summary>Answer</summary>
+#
+#    It never moves and is wasted; it is restarted on a random encoder output.
+#
+#    </details>
+#
 # 4. If the tokenizer reconstructs CT at P dB, can the full HealthGPT generate CT at more than P
-#    dB? *(No: its best possible output is the tokenizer's reconstruction.)*
-# 5. How many tokens does a 256×256 image cost with f = 8, and with f = 4? *(1024; 4096.)*
+#    dB?
+#
+#    <details><summary>Answer</summary>
+#
+#    No: its best possible output is the tokenizer's reconstruction.
+#
+#    </details>
+#
+# 5. How many tokens does a 256×256 image cost with f = 8, and with f = 4?
+#
+#    <details><summary>Answer</summary>
+#
+#    1024; 4096.
+#
+#    </details>
 #
 # **Exercise:** [`exercises/02_vq`](../exercises/02_vq/student.ipynb) (nearest-code lookup,
 # straight-through estimator, commitment loss, checked against this quantizer); all exercises:

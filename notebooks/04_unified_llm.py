@@ -300,7 +300,14 @@ fig
 # ## Check your understanding
 #
 # 1. Why do all image tokens get the same logit right after `extend_vocabulary`, and which
-#    parameters must train to fix it? *(Identical rows of the head; the new rows.)*
+#    parameters must train to fix it?
+#
+#    <details><summary>Answer</summary>
+#
+#    Identical rows of the head; the new rows.
+#
+#    </details>
+#
 # 2. In the VQA example, which tokens carry loss, and why not the question?
 # 3. A generation prompt ends with `<start_index>`. What does the constraint allow at step 0,
 #    at step h·w, and after?

@@ -449,16 +449,48 @@ for size, d in bench.groupby("size", sort=False):
 # ## Check your understanding
 #
 # 1. Why does `repeat` instead of `repeat_interleave` give a *different* function, and which
-#    expert's weight would rank column j get? *(The equivalence section.)*
+#    expert's weight would rank column j get?
+#
+#    <details><summary>Answer</summary>
+#
+#    The equivalence section.
+#
+#    </details>
+#
 # 2. Right after `inject_hlora`, why does the model's output equal the base model's, and why
-#    does the router get no gradient in the very first step? *(B = 0: the update and its
-#    gradient with respect to A and the router both carry a factor B.)*
+#    does the router get no gradient in the very first step?
+#
+#    <details><summary>Answer</summary>
+#
+#    B = 0: the update and its gradient with respect to A and the router both carry a factor B.
+#
+#    </details>
+#
 # 3. Why is the task switch a plain attribute and not a learned router over tasks? What would
-#    training one shared plugin on both tasks risk? *(Introduction; REFERENCE §2.)*
-# 4. Why does MoELoRA's step memory grow with k while H-LoRA's does not? *(The benchmark
-#    discussion: k partial outputs kept for backward.)*
+#    training one shared plugin on both tasks risk?
+#
+#    <details><summary>Answer</summary>
+#
+#    Introduction; REFERENCE §2.
+#
+#    </details>
+#
+# 4. Why does MoELoRA's step memory grow with k while H-LoRA's does not?
+#
+#    <details><summary>Answer</summary>
+#
+#    The benchmark discussion: k partial outputs kept for backward.
+#
+#    </details>
+#
 # 5. How many trainable weights does the M3 generation plugin have, and what fraction of
-#    Phi-3-mini is that? *(The counting table.)*
+#    Phi-3-mini is that?
+#
+#    <details><summary>Answer</summary>
+#
+#    The counting table.
+#
+#    </details>
 #
 # **Exercise:** [`exercises/03_hlora_forward`](../exercises/03_hlora_forward/student.ipynb) asks
 # you to write the fused H-LoRA forward yourself and checks it against `HLoRAPlugin` and the

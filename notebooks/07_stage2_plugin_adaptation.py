@@ -164,8 +164,15 @@ fig
 #
 # ## Check your understanding
 #
-# 1. Why are the H-LoRA plugins frozen in stage 2? *(So the shared parameters adapt to both
-#    tasks without either plugin absorbing the other task's data.)*
+# 1. Why are the H-LoRA plugins frozen in stage 2?
+#
+#    <details><summary>Answer</summary>
+#
+#    So the shared parameters adapt to both tasks without either plugin absorbing the other
+#    task's data.
+#
+#    </details>
+#
 # 2. What would go wrong if stage 2 used only generation data?
 # 3. Why a constant learning rate rather than a decaying one here? (The paper does not say; what
 #    would you expect?)

@@ -289,8 +289,34 @@ for truth, path in real.items():
 #
 # 1. Why is "copy the input" a meaningful baseline for CT→MRI, and what does beating it by 0.15
 #    SSIM mean?
+#
+#    <details><summary>Answer</summary>
+#
+#    CT and MRI of one patient share the anatomy, and SSIM rewards structure, so the input
+#    itself already scores well. Beating it means the model did more than keep the shapes: it
+#    changed grey levels where the modalities differ (organs with equal CT values but different
+#    MRI values) in the right direction. The grey-level table is the harder baseline for that.
+#
+#    </details>
+#
 # 2. Why can no model beat the VQ ceiling, and what would you change to raise it?
+#
+#    <details><summary>Answer</summary>
+#
+#    Every generated image is the VQ decoder's output for some code grid; the target's own codes
+#    are (up to the encoder's choice) the best grid there is. To raise it: more codes, a finer
+#    grid (smaller downsampling factor f), or a better-trained tokenizer (notebook 03).
+#
+#    </details>
+#
 # 3. What does the probe's accuracy on *real* X-rays tell you about its verdict on generated ones?
+#
+#    <details><summary>Answer</summary>
+#
+#    It is the probe's own ceiling: where it misreads real X-rays, its reading of generated ones
+#    is no more reliable. Judge the generated images' agreement against that row, not against 1.
+#
+#    </details>
 #
 # **Exercise:** [exercises/06_metrics](../exercises/README.md): write PSNR, SSIM and the answer
 # normalisation yourself.

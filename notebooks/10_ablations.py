@@ -292,16 +292,43 @@ print("comp_plugin and gen_plugin are the same tensors:",
 #
 # ## Check your understanding
 #
-# 1. Why can the MoELoRA and H-LoRA rows differ at all, if they compute the same function from the
-#    same initial weights? *(Dropout masks are drawn in a different layout, and sums are added in
-#    another order; both act like another seed.)*
-# 2. Why is the `plugin` recipe's comprehension run allowed to start from the reference's stage-2
-#    model, whatever plugin it tests? *(Stages 1-2 never train or use the comprehension plugin.)*
+# 1. Why can the MoELoRA and H-LoRA rows differ at all, if they compute the same function from
+#    the same initial weights?
+#
+#    <details><summary>Answer</summary>
+#
+#    Dropout masks are drawn in a different layout, and sums are added in another order; both
+#    act like another seed.
+#
+#    </details>
+#
+# 2. Why is the `plugin` recipe's comprehension run allowed to start from the reference's
+#    stage-2 model, whatever plugin it tests?
+#
+#    <details><summary>Answer</summary>
+#
+#    Stages 1-2 never train or use the comprehension plugin.
+#
+#    </details>
+#
 # 3. The separate-plugins conflict curve: which weights could the added generation batches move
-#    that comprehension reads? *(None: the comprehension plugin and adapter get no gradient from
-#    them; the embeddings and head are frozen in stage 3.)*
-# 4. Why report the test split but choose nothing on it? *(Any choice made on test scores turns
-#    them into training data for the choice, and they stop measuring generalisation.)*
+#    that comprehension reads?
+#
+#    <details><summary>Answer</summary>
+#
+#    None: the comprehension plugin and adapter get no gradient from them; the embeddings and
+#    head are frozen in stage 3.
+#
+#    </details>
+#
+# 4. Why report the test split but choose nothing on it?
+#
+#    <details><summary>Answer</summary>
+#
+#    Any choice made on test scores turns them into training data for the choice, and they stop
+#    measuring generalisation.
+#
+#    </details>
 #
 # **Exercises:** [`exercises/03_hlora_forward`](../exercises/03_hlora_forward/student.ipynb) (the
 # fused forward and the MoELoRA loop compared here); all exercises:

@@ -273,15 +273,41 @@ print(f"Qilin: base weights moved {f['Qilin-Med-VL after stage 2']['base weights
 # ## Check your understanding
 #
 # 1. Which parameters require a gradient in Qilin's stage 2 that do not in HealthGPT's stage 3?
-#    *(Every base weight of the LLM: embeddings, decoder layers, norms, head.)*
-# 2. Why does HealthGPT with its plugin switched off give exactly the base LLM's English loss, and
-#    why can its loss with the plugin on be worse than Qilin's? *(Its base weights never train; the
-#    plugin adds a strong update trained only on image questions, and it is active.)*
-# 3. Why does the step time here not show the M3 memory gap? *(The tiny LLM has ~1M weights; the
-#    optimizer state of a full fine-tune grows with the model, 16 bytes per weight.)*
-# 4. Why was HealthGPT's stage 2 left out of this comparison? *(It trains embeddings and head for
-#    the image vocabulary of generation; a comprehension-only comparison at equal steps does not
-#    need it.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Every base weight of the LLM: embeddings, decoder layers, norms, head.
+#
+#    </details>
+#
+# 2. Why does HealthGPT with its plugin switched off give exactly the base LLM's English loss,
+#    and why can its loss with the plugin on be worse than Qilin's?
+#
+#    <details><summary>Answer</summary>
+#
+#    Its base weights never train; the plugin adds a strong update trained only on image
+#    questions, and it is active.
+#
+#    </details>
+#
+# 3. Why does the step time here not show the M3 memory gap?
+#
+#    <details><summary>Answer</summary>
+#
+#    The tiny LLM has ~1M weights; the optimizer state of a full fine-tune grows with the model,
+#    16 bytes per weight.
+#
+#    </details>
+#
+# 4. Why was HealthGPT's stage 2 left out of this comparison?
+#
+#    <details><summary>Answer</summary>
+#
+#    It trains embeddings and head for the image vocabulary of generation; a comprehension-only
+#    comparison at equal steps does not need it.
+#
+#    </details>
+#
 # 5. Both recipes stopped writing reports after the last stage. What would you change in the data?
 #
 # **Exercise:** [exercises/04_stage_rules](../exercises/04_stage_rules/student.ipynb) (which groups

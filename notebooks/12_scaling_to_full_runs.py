@@ -440,22 +440,59 @@ print(l14.template.prompt("Is there a lesion?", with_image=True))
 # ## Check your understanding
 #
 # 1. Why is `requires_grad` 664.5M for M3 stage-1 generation although only 467.8M weights move?
-#    *(The row mask: the whole embedding and head, 2 × 40207 × 3072, get gradients and AdamW
-#    states; only their 8195 image rows change.)*
-# 2. Under FSDP, why does H-LoRA make the gradient memory of the *frozen* LLM appear? *(A
-#    wrapped unit holding any trainable weight gets a gradient for its whole flat parameter.)*
-# 3. Activation checkpointing trades what for what? *(It keeps only each layer's input and
-#    recomputes the layer in backward: about one extra forward of compute for activations that
-#    no longer grow with 24h + 8i per layer.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    The row mask: the whole embedding and head, 2 × 40207 × 3072, get gradients and AdamW
+#    states; only their 8195 image rows change.
+#
+#    </details>
+#
+# 2. Under FSDP, why does H-LoRA make the gradient memory of the *frozen* LLM appear?
+#
+#    <details><summary>Answer</summary>
+#
+#    A wrapped unit holding any trainable weight gets a gradient for its whole flat parameter.
+#
+#    </details>
+#
+# 3. Activation checkpointing trades what for what?
+#
+#    <details><summary>Answer</summary>
+#
+#    It keeps only each layer's input and recomputes the layer in backward: about one extra
+#    forward of compute for activations that no longer grow with 24h + 8i per layer.
+#
+#    </details>
+#
 # 4. The L14 stage-3 config has 2 comprehension samples per GPU on 16 GPUs. What accumulation
-#    gives the paper's 128? *(128 / (2 × 16) = 4.)*
-# 5. Which closed-question rule applies to PathVQA, and why not to VQA-RAD? *(Yes/no answers:
-#    PathVQA has no answer-type label; VQA-RAD labels its own, including closed "CT or MRI?" ones.)*
-# 6. The released `<start_index>` is id 32011 on Phi-3-mini; in this project's own M3 it is 32012.
-#    Why, and what would break if the released fusion layer were loaded into our own M3? *(Ours adds
-#    `<image>` as token 32011; the released model writes it as -200 outside the vocabulary. Every
-#    image-token row would be read one row off, and the embedding has 40207 rows, not 40206: the
-#    strict loader refuses the file instead.)*
+#    gives the paper's 128?
+#
+#    <details><summary>Answer</summary>
+#
+#    128 / (2 × 16) = 4.
+#
+#    </details>
+#
+# 5. Which closed-question rule applies to PathVQA, and why not to VQA-RAD?
+#
+#    <details><summary>Answer</summary>
+#
+#    Yes/no answers: PathVQA has no answer-type label; VQA-RAD labels its own, including closed
+#    "CT or MRI?" ones.
+#
+#    </details>
+#
+# 6. The released `<start_index>` is id 32011 on Phi-3-mini; in this project's own M3 it is
+#    32012. Why, and what would break if the released fusion layer were loaded into our own M3?
+#
+#    <details><summary>Answer</summary>
+#
+#    Ours adds `<image>` as token 32011; the released model writes it as -200 outside the
+#    vocabulary. Every image-token row would be read one row off, and the embedding has 40207
+#    rows, not 40206: the strict loader refuses the file instead.
+#
+#    </details>
 #
 # **Exercises:** the course's exercises are listed in [exercises/README.md](../exercises/README.md);
 # try changing `train.comp_batch_size` in `configs/m3_stage1.yaml` and predicting the memory
