@@ -126,7 +126,12 @@ pd.DataFrame({s: collections.Counter(r["task"] for r in recs) for s, recs in spl
 # One record of each task. Comprehension records have an `<image>` in the human turn and a
 # text answer; generation records also carry a `target_image`, and their answer is the
 # placeholder `<target_image>`: once the VQ tokenizer exists (notebook 03), the training
-# pipeline replaces it with `<start_index> <idx_…>×1024 <end_index>`.
+# pipeline replaces it with `<start_index>`, h·w image tokens `<idx_…>` and `<end_index>`
+# (HealthGPT-M3: 32×32 = 1024 image tokens; this run's preset and profile: printed below).
+
+# %%
+print(f"{run.cfg.preset} / {run.cfg.profile}: {run.cfg.vq.grid_size}×{run.cfg.vq.grid_size} = "
+      f"{run.cfg.vq.num_tokens} image tokens per generated image")
 
 # %%
 from healthgpt_lite.viz.plots import record_figure

@@ -188,9 +188,32 @@ display(probe_bars_figure(results, hvp_layers, ["pixel R2", *MEANING]))
 probe_curves_figure(results, ["pixel PSNR (dB)", "any lesion", "lesion count"], hvp_layers)
 
 # %% [markdown]
-# **Reading the probes** (what the `cpu` profile, seed 0, shows; `smoke` has too few images to
-# read). The paper's claim is about a 24-layer CLIP-L; ours has 4 layers. With 72 test images
-# one accuracy has a standard error of about ±0.05, so read only differences of ~0.1 or more.
+# **This run's probes**, read from the numbers above (a difference counts only if it exceeds
+# twice the standard error of one accuracy on this many test images):
+
+# %%
+from healthgpt_lite.vision.probes import meaning_skill
+
+n_test = min(len(test_images), 3000)  # run_probes uses at most 3000 images per split
+margin = 2 * (0.25 / n_test) ** 0.5  # 2 standard errors of an accuracy near 0.5
+clip_rows, random_rows = results["CLIP-lite"], results["random ViT"]
+shallow, deep = clip_rows[v.gen_layer], clip_rows[v.comp_layer]
+print(f"{n_test} test images: differences under {margin:.2f} are noise")
+for name in MEANING:
+    a, b, majority = shallow[name], deep[name], shallow[f"{name} majority"]
+    trend = "grows with depth" if b - a > margin else "falls with depth" if a - b > margin else "level (within noise)"
+    print(f"  {name:>19}: hs[{v.gen_layer}] {a:.2f} -> hs[{v.comp_layer}] {b:.2f} (majority {majority:.2f}): {trend}; "
+          f"random ViT at most {max(r[name] for r in random_rows):.2f}")
+print(f"  detail: pixel R2 {shallow['pixel R2']:.3f} -> {deep['pixel R2']:.3f}, "
+      f"PSNR {shallow['pixel PSNR (dB)']:.1f} -> {deep['pixel PSNR (dB)']:.1f} dB")
+print(f"  meaning skill (share of the majority's mistakes avoided): {meaning_skill(shallow):.2f} -> {meaning_skill(deep):.2f}; "
+      f"random ViT {meaning_skill(random_rows[v.gen_layer]):.2f} -> {meaning_skill(random_rows[v.comp_layer]):.2f}")
+
+# %% [markdown]
+# **Reading the probes in a reference run** (the `cpu` profile, seed 0; not necessarily this
+# run: the cell above is this run's reading, and `smoke` has too few images to read). The paper's
+# claim is about a 24-layer CLIP-L; ours has 4 layers. With 72 test images one accuracy has a
+# standard error of about ±0.05, so read only differences of ~0.1 or more.
 #
 # * *Meaning* mostly grows with depth in the pretrained encoder: the lesion count goes from
 #   0.47 at `hs[1]` (below the 0.50 majority baseline) to 0.60 at `hs[-2]`, a right-lung lesion

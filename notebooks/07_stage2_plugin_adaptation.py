@@ -133,13 +133,14 @@ null = np.array([spearman(sim_code, cosine_matrix(token_rows[torch.randperm(len(
                  for _ in range(200)])
 p_value = (1 + int((null >= observed).sum())) / (1 + len(null))
 
-fig = Figure(figsize=(12, 3.4))
+fig = Figure(figsize=(13, 3.6))
 for i, (m, title) in enumerate([(sim_code, "VQ codebook vectors"), (sim_tok, "<idx_k> embedding rows")]):
     ax = fig.add_subplot(1, 3, i + 1)
     im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_title(f"cosine similarity: {title}", fontsize=9)
-    ax.set_xlabel("code (rank by frequency)"), ax.set_ylabel("code (rank by frequency)")
-fig.colorbar(im, ax=fig.axes[:2], shrink=0.8, label="cosine similarity")
+    ax.set_title(title, fontsize=9), ax.set_xlabel("code (rank by frequency)")
+    if i == 0:
+        ax.set_ylabel("code (rank by frequency)")
+fig.colorbar(im, ax=fig.axes[:2], shrink=0.8, label="cosine similarity between two codes")
 ax = fig.add_subplot(1, 3, 3)
 ax.hist(null, bins=25, color="0.6", label="shuffled pairing (null, 200 draws)")
 ax.axvline(observed, color="C3", lw=2, label=f"observed {observed:+.2f}")
@@ -151,6 +152,13 @@ print(f"Spearman correlation of the two similarity structures: {observed:+.2f}; 
 print("finding:", "the rows mirror the codebook beyond chance" if p_value < 0.05 else
       "no evidence that the rows mirror the codebook (the observed value lies inside the null)")
 fig
+
+# %% [markdown]
+# What the null rules out, and what it does not: shuffling which row belongs to which code
+# destroys any real correspondence, so a value far outside the grey histogram is not luck. It
+# also destroys the link to *how often* a code is used, though; if frequent codes both look alike
+# and moved most in training, frequency alone could produce a match. A stricter null would shuffle
+# only among codes of similar frequency.
 
 # %% [markdown]
 # ## Summary
