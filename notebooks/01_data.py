@@ -328,6 +328,15 @@ print(image_token_ids(tok))
 #
 # 3. What accuracy does "always answer the majority" reach on yes/no questions, and why must you
 #    know it before reading a model's accuracy?
+#
+#    <details><summary>Answer</summary>
+#
+#    The share of the most common answer, printed by this notebook's majority table (near 0.5
+#    for yes/no here). A model's accuracy means something only as a gain over it: 0.6 where
+#    "yes" is 60% of the answers is nothing learned.
+#
+#    </details>
+#
 # 4. Why is the X-ray not a slice?
 #
 #    <details><summary>Answer</summary>

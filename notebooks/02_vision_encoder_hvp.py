@@ -348,6 +348,14 @@ for bad in [real[0], real[:, :1], torch.rand(1, 3, 32, 32), (real - 0.5) / 0.25]
 #
 # 5. Why must the encoder stay in eval mode even when the model around it trains?
 #
+#    <details><summary>Answer</summary>
+#
+#    Train mode turns on dropout (and any other train-only behaviour): the features would be
+#    random, differ from the cached ones the stages train on, and differ from what the model
+#    sees at inference. A frozen encoder must compute one fixed function.
+#
+#    </details>
+#
 # **Exercise:** [`exercises/01_hvp`](../exercises/01_hvp/student.ipynb) asks you to rebuild HVP's
 # layer selection (right hidden state per task, CLS dropped) and checks it against this encoder;
 # all exercises: [`exercises/README.md`](../exercises/README.md).

@@ -309,9 +309,34 @@ fig
 #    </details>
 #
 # 2. In the VQA example, which tokens carry loss, and why not the question?
+#
+#    <details><summary>Answer</summary>
+#
+#    Only the response: the answer and the `<|end|>` that closes the turn (the cell prints
+#    them); every other label is -100. The question is given at inference, so predicting it
+#    would spend the model on users' questions, and the visual slots are not words at all.
+#
+#    </details>
+#
 # 3. A generation prompt ends with `<start_index>`. What does the constraint allow at step 0,
 #    at step h·w, and after?
+#
+#    <details><summary>Answer</summary>
+#
+#    At step 0 only the `<idx_*>` codes (the prompt already ends in `<start_index>`), and so on
+#    up to h·w codes; at step h·w only `<end_index>`; then only the end of the turn, `<|end|>`.
+#
+#    </details>
+#
 # 4. What would happen to a generated image if one digit were dropped when scraping text?
+#
+#    <details><summary>Answer</summary>
+#
+#    Every later code moves one cell back in raster order: the rest of the image is shifted (a
+#    shear across the rows), and the grid is one code short, so it cannot be decoded without
+#    guessing a filler.
+#
+#    </details>
 #
 # **Exercise:** [exercises/05_constrained_decoding](../exercises/README.md) asks you to write the
 # logits mask yourself.

@@ -182,7 +182,24 @@ fig
 #    </details>
 #
 # 2. What would go wrong if stage 2 used only generation data?
+#
+#    <details><summary>Answer</summary>
+#
+#    The shared embeddings and head would be tuned for image codes alone, drifting away from
+#    what comprehension needs, and stage 3's comprehension would start from a vocabulary tuned
+#    against it: notebook 10's task conflict, in the shared parameters.
+#
+#    </details>
+#
 # 3. Why a constant learning rate rather than a decaying one here? (The paper does not say; what
 #    would you expect?)
+#
+#    <details><summary>Answer</summary>
+#
+#    Stage 2 is short and adjusts rows that both plugins already rely on; a decay would spend
+#    most of its few steps at tiny rates. A constant rate after warm-up keeps every step equally
+#    useful; at so few steps one would expect little difference either way.
+#
+#    </details>
 #
 # **Exercise:** [exercises/04_stage_rules](../exercises/README.md).

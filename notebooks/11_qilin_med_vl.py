@@ -334,6 +334,13 @@ print(f"English loss added: Qilin {qilin_loss - base_loss:+.3f}, HealthGPT with 
 #
 # 5. Both recipes stopped writing reports after the last stage. What would you change in the data?
 #
+#    <details><summary>Answer</summary>
+#
+#    Keep report requests in the last stage's instruction data (mix some of stage 1's report
+#    records in), so the final stage still asks for reports and rewards writing them.
+#
+#    </details>
+#
 # **Exercise:** [exercises/04_stage_rules](../exercises/04_stage_rules/student.ipynb) (which groups
 # train in each stage, and freezing a model for a stage); all exercises:
 # [exercises/README.md](../exercises/README.md).
