@@ -41,12 +41,18 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 run
 
 # %% [markdown]
-# This machine's 2 CPU cores are shared; two torch threads fighting other processes for them
-# make every step many times slower (the benchmark below measured 10-30x). One thread is steady.
+# **Machine note.** This notebook times small matrix products, so the machine matters. It runs
+# torch on one thread: on the 2-core machine this course was written on, shared with other
+# jobs, two torch threads fighting other processes for the cores made every step 10-30x slower
+# (a measurement there, not here); one thread is steady. The machine you are on:
 
 # %%
+import os
+
 import torch
 
+print(f"{os.cpu_count()} CPU cores, torch used {torch.get_num_threads()} threads by default; load average "
+      f"{os.getloadavg()[0]:.1f}; accelerator: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 torch.set_num_threads(1)
 
 # %% [markdown]
