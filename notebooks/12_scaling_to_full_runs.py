@@ -312,9 +312,10 @@ else:
 #
 # The benchmarks' headline is closed-question accuracy (REFERENCE §4: VQA-RAD 73.7 for M3);
 # open questions get exact match and word recall. `benchmark` scores a converted test split,
-# from a trained model or from a file of answers made elsewhere. Here: the 2-step model above,
-# on the converted test split. Its numbers are those of a random model (often an empty answer:
-# it ends its turn at once); the mechanics are real.
+# from a trained model or from a file of answers made elsewhere. Here: the model above (random
+# stand-in weights, a few dozen steps at most), on the converted test split. Its numbers are
+# those of a model that knows nothing medical (often an empty answer: it ends its turn at once);
+# the mechanics are real.
 
 # %%
 from healthgpt_lite.eval.benchmarks import evaluate_benchmark, predict
