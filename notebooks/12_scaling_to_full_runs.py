@@ -305,7 +305,7 @@ if len(loss) < 2:
 else:
     (s0, l0), (s1, l1) = loss.iloc[0], loss.iloc[-1]
     print(f"loss {l0:.3f} at step {int(s0)} -> {l1:.3f} at step {int(s1)}: "
-          + ("it fell (the adapter is memorising)" if l1 < l0 else "it did not fall"))
+          + ("it fell" if l1 < l0 else "it did not fall"))
 
 # %% [markdown]
 # ## Scoring a benchmark
