@@ -209,6 +209,9 @@ class EvalConfig:
     pixel_reference_steps: int = 800  # the "what the pixels allow" CNN (eval/pixel_reference.py)
     probe_patients: int = 2000  # fresh phantoms the report->X-ray lesion probe learns from (eval/probe.py)
     probe_steps: int = 600
+    probe_batch: int = 64  # phantoms per probe step
+    probe_width: int = 16  # channels of the probe's first conv (eval/probe.py LesionProbe)
+    probe_lr: float = 2e-3
 
 
 @dataclass

@@ -5,7 +5,8 @@
 
 Seeds everything, builds the config strictly (an unknown override is an error), decides
 where data and artifacts live, and whether to show progress bars (``cpu`` and larger
-profiles only: a per-step bar would bloat the executed smoke notebooks).
+profiles only: a per-step bar would bloat the executed smoke notebooks). Under ``smoke`` it
+says so once, at the top of the notebook (the cell that calls it): nothing below is learned.
 """
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ class Run:
                 f"artifacts_dir='{self.artifacts_dir}', data_dir='{self.data_dir}')")
 
 
+SMOKE_NOTICE = (
+    "PROFILE = 'smoke': a CI check that every cell runs, with a few training steps on a handful of "
+    "images. Nothing below is learned: answers, accuracies, curves and generated images are noise. "
+    "Set PROFILE = 'cpu' (the default) for the learning run.")
+
+
+def profile_notice(profile: str) -> str | None:
+    """What the notebook says at the top about its profile: the smoke warning, or nothing."""
+    return SMOKE_NOTICE if profile == "smoke" else None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -46,6 +58,9 @@ def setup(profile: str = "smoke", preset: str = "tiny", seed: int = 0, artifacts
     data = Path(data_dir) if data_dir else data_dir_for(cfg, art)
     progress = profile != "smoke"
     _quiet_libraries(progress)
+    notice = profile_notice(profile)
+    if notice:
+        print(notice)
     return Run(cfg, art, data, progress=progress)
 
 
@@ -79,6 +94,12 @@ def _show_figures_inline() -> None:
     shell = get_ipython()
     if shell is not None and hasattr(shell, "display_formatter"):
         select_figure_formats(shell, {"png"}, bbox_inches="tight")
+
+
+def repo_path(*parts: str) -> Path:
+    """A path inside this checkout (``repo_path("configs", "m3_stage1.yaml")``), whatever folder
+    the kernel was started in: notebooks never depend on the working directory (``../configs``)."""
+    return Path(__file__).resolve().parents[1].joinpath(*parts)
 
 
 def course_map(root: Path | None = None) -> list[dict]:

@@ -84,7 +84,7 @@ def evaluate_seed(cfg: Config, art: Path, split: str = "test") -> dict:
     """Metrics of one seed's model on ``split`` with every baseline, a few answers and images
     (choices are made on ``val``; the report is on ``test``)."""
     from .eval.evaluate import comprehension_baselines, evaluate_comprehension, evaluate_generation
-    from .eval.probe import train_probe
+    from .eval.probe import train_probe_from_config
     from .model.healthgpt import HealthGPTLite
     from .training.stages import ORDER
 
@@ -93,7 +93,7 @@ def evaluate_seed(cfg: Config, art: Path, split: str = "test") -> dict:
     comp = evaluate_comprehension(gpt, data_dir, split, progress=True)
     baselines = comprehension_baselines(data_dir, split, cfg.vision.image_size, cfg.eval.pixel_reference_steps,
                                         seed=cfg.seed, progress=True)
-    probe = train_probe(cfg.vq.resolution, cfg.eval.probe_patients, cfg.eval.probe_steps, seed=cfg.seed, progress=True)
+    probe = train_probe_from_config(cfg, progress=True)
     gen = evaluate_generation(gpt, data_dir, split, probe=probe, progress=True)
     answers = [{k: r[k] for k in ("modality", "lang", "question", "answer", "prediction")}
                for r in comp["rows"] if r["question_type"] != "report"][:12]

@@ -24,7 +24,7 @@
 # Qilin-Med-VL (Liu et al., arXiv 2310.17956).
 
 # %% tags=["parameters"]
-PROFILE = "smoke"  # smoke (CI, seconds) | cpu (the real lite run) | gpu | full
+PROFILE = "cpu"  # cpu (the learning lite run) | smoke (CI, seconds, learns nothing) | gpu | full
 PRESET = "tiny"  # tiny (CPU) | small (one GPU) | m3 (Phi-3-mini) | l14 (phi-4)
 SEED = 0
 ARTIFACTS_DIR = None  # None: ./artifacts at the repository root
@@ -137,11 +137,28 @@ pd.Series(env, name="value").to_frame()
 # ## Check your understanding
 #
 # 1. Why can a LLaVA-style model not generate an image, and what two components does HealthGPT
-#    add so that it can? *(The VQ tokenizer and the `<idx_k>` vocabulary; see "One model, two
-#    kinds of task".)*
-# 2. Which ViT layer does generation read, and why a shallow one? *(Layer 1: it keeps pixel
-#    detail that the deep layers have abstracted away.)*
+#    add so that it can?
+#
+#    <details><summary>Answer</summary>
+#
+#    The VQ tokenizer and the `<idx_k>` vocabulary; see "One model, two kinds of task".
+#
+#    </details>
+#
+# 2. Which ViT layer does generation read, and why a shallow one?
+#
+#    <details><summary>Answer</summary>
+#
+#    Layer 1: it keeps pixel detail that the deep layers have abstracted away.
+#
+#    </details>
+#
 # 3. What does the `tiny` preset change compared with `m3`, and what stays the same?
-#    *(Only the shapes; the code and the recipe are identical.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Only the shapes; the code and the recipe are identical.
+#
+#    </details>
 #
 # **Exercises:** see [`exercises/README.md`](../exercises/README.md) for the list.

@@ -25,7 +25,7 @@
 # REFERENCE §4. None of it can be downloaded here, so we make our own, with the same *shape*.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -126,7 +126,12 @@ pd.DataFrame({s: collections.Counter(r["task"] for r in recs) for s, recs in spl
 # One record of each task. Comprehension records have an `<image>` in the human turn and a
 # text answer; generation records also carry a `target_image`, and their answer is the
 # placeholder `<target_image>`: once the VQ tokenizer exists (notebook 03), the training
-# pipeline replaces it with `<start_index> <idx_…>×1024 <end_index>`.
+# pipeline replaces it with `<start_index>`, h·w image tokens `<idx_…>` and `<end_index>`
+# (HealthGPT-M3: 32×32 = 1024 image tokens; this run's preset and profile: printed below).
+
+# %%
+print(f"{run.cfg.preset} / {run.cfg.profile}: {run.cfg.vq.grid_size}×{run.cfg.vq.grid_size} = "
+      f"{run.cfg.vq.num_tokens} image tokens per generated image")
 
 # %%
 from healthgpt_lite.viz.plots import record_figure
@@ -306,12 +311,39 @@ print(image_token_ids(tok))
 #
 # 1. Heart, liver and spleen have almost the same CT grey value but different MRI grey values.
 #    What does the CT→MRI grey-level table do with them, and what must a model use instead?
-#    *(Tissue contrasts table; the flat stretches of the table figure.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Tissue contrasts table; the flat stretches of the table figure.
+#
+#    </details>
+#
 # 2. What would go wrong if records were split at random instead of by patient?
-#    *(Memorised patients leak into the test set; see "Splits are by patient".)*
+#
+#    <details><summary>Answer</summary>
+#
+#    Memorised patients leak into the test set; see "Splits are by patient".
+#
+#    </details>
+#
 # 3. What accuracy does "always answer the majority" reach on yes/no questions, and why must you
 #    know it before reading a model's accuracy?
-# 4. Why is the X-ray not a slice? *(It integrates attenuation along the beam: organs overlap.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    The share of the most common answer, printed by this notebook's majority table (near 0.5
+#    for yes/no here). A model's accuracy means something only as a gain over it: 0.6 where
+#    "yes" is 60% of the answers is nothing learned.
+#
+#    </details>
+#
+# 4. Why is the X-ray not a slice?
+#
+#    <details><summary>Answer</summary>
+#
+#    It integrates attenuation along the beam: organs overlap.
+#
+#    </details>
 #
 # **Exercises:** the metric exercise (VQA answer normalisation) in [`exercises/`](../exercises/README.md)
 # uses these records.

@@ -27,7 +27,7 @@
 # REFERENCE §1; HealthGPT paper §3.1 ("hierarchical visual perception", "task-specific adapters").
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -82,9 +82,9 @@ print(f"{len(train_images)} training images, {len(test_images)} test images (3 m
 
 # %% [markdown]
 # Load-or-train: the artifact is keyed by the `vision` and `data` config sections, so a later
-# notebook (or `python -m healthgpt_lite reproduce`) reuses it. The `cpu` profile trains for a
-# couple of minutes; `smoke` only takes a few steps (its numbers are near chance: run the `cpu`
-# profile for the real ones).
+# notebook (or `python -m healthgpt_lite reproduce`) reuses it. The `cpu` profile (the default) trains for a
+# couple of minutes, or loads what `make reproduce` trained; `smoke` (CI) only takes a few steps
+# and its numbers are near chance.
 
 # %%
 from healthgpt_lite.training.trainer import plot_curves, read_metrics
@@ -188,9 +188,32 @@ display(probe_bars_figure(results, hvp_layers, ["pixel R2", *MEANING]))
 probe_curves_figure(results, ["pixel PSNR (dB)", "any lesion", "lesion count"], hvp_layers)
 
 # %% [markdown]
-# **Reading the probes** (what the `cpu` profile, seed 0, shows; `smoke` has too few images to
-# read). The paper's claim is about a 24-layer CLIP-L; ours has 4 layers. With 72 test images
-# one accuracy has a standard error of about ±0.05, so read only differences of ~0.1 or more.
+# **This run's probes**, read from the numbers above (a difference counts only if it exceeds
+# twice the standard error of one accuracy on this many test images):
+
+# %%
+from healthgpt_lite.vision.probes import meaning_skill
+
+n_test = min(len(test_images), 3000)  # run_probes uses at most 3000 images per split
+margin = 2 * (0.25 / n_test) ** 0.5  # 2 standard errors of an accuracy near 0.5
+clip_rows, random_rows = results["CLIP-lite"], results["random ViT"]
+shallow, deep = clip_rows[v.gen_layer], clip_rows[v.comp_layer]
+print(f"{n_test} test images: differences under {margin:.2f} are noise")
+for name in MEANING:
+    a, b, majority = shallow[name], deep[name], shallow[f"{name} majority"]
+    trend = "grows with depth" if b - a > margin else "falls with depth" if a - b > margin else "level (within noise)"
+    print(f"  {name:>19}: hs[{v.gen_layer}] {a:.2f} -> hs[{v.comp_layer}] {b:.2f} (majority {majority:.2f}): {trend}; "
+          f"random ViT at most {max(r[name] for r in random_rows):.2f}")
+print(f"  detail: pixel R2 {shallow['pixel R2']:.3f} -> {deep['pixel R2']:.3f}, "
+      f"PSNR {shallow['pixel PSNR (dB)']:.1f} -> {deep['pixel PSNR (dB)']:.1f} dB")
+print(f"  meaning skill (share of the majority's mistakes avoided): {meaning_skill(shallow):.2f} -> {meaning_skill(deep):.2f}; "
+      f"random ViT {meaning_skill(random_rows[v.gen_layer]):.2f} -> {meaning_skill(random_rows[v.comp_layer]):.2f}")
+
+# %% [markdown]
+# **Reading the probes in a reference run** (the `cpu` profile, seed 0; not necessarily this
+# run: the cell above is this run's reading, and `smoke` has too few images to read). The paper's
+# claim is about a 24-layer CLIP-L; ours has 4 layers. With 72 test images one accuracy has a
+# standard error of about ±0.05, so read only differences of ~0.1 or more.
 #
 # * *Meaning* mostly grows with depth in the pretrained encoder: the lesion count goes from
 #   0.47 at `hs[1]` (below the 0.50 majority baseline) to 0.60 at `hs[-2]`, a right-lung lesion
@@ -288,15 +311,50 @@ for bad in [real[0], real[:, :1], torch.rand(1, 3, 32, 32), (real - 0.5) / 0.25]
 # ## Check your understanding
 #
 # 1. How many visual tokens does HealthGPT-M3 put in the prompt per image, and where does the
-#    number come from? *(336 / 14 = 24 per side, CLS dropped: 576.)*
+#    number come from?
+#
+#    <details><summary>Answer</summary>
+#
+#    336 / 14 = 24 per side, CLS dropped: 576.
+#
+#    </details>
+#
 # 2. Why is a random frozen encoder a bad idea, and why does a random ViT still score well on
-#    the pixel probe? *(It has no learned features; but its residual stream still carries the
-#    linearly embedded patch.)*
+#    the pixel probe?
+#
+#    <details><summary>Answer</summary>
+#
+#    It has no learned features; but its residual stream still carries the linearly embedded
+#    patch.
+#
+#    </details>
+#
 # 3. What does `hidden_states[-2]` mean for a 4-layer ViT, and which block's output is it?
-#    *(5 hidden states; index 3 = output of block 3.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    5 hidden states; index 3 = output of block 3.
+#
+#    </details>
+#
 # 4. Why does the zero-shot table show a majority baseline for the lesion count but not for the
-#    modality? *(Counts are unbalanced; modalities are exactly one third each.)*
+#    modality?
+#
+#    <details><summary>Answer</summary>
+#
+#    Counts are unbalanced; modalities are exactly one third each.
+#
+#    </details>
+#
 # 5. Why must the encoder stay in eval mode even when the model around it trains?
+#
+#    <details><summary>Answer</summary>
+#
+#    Train mode turns on dropout (and any other train-only behaviour): the features would be
+#    random, differ from the cached ones the stages train on, and differ from what the model
+#    sees at inference. A frozen encoder must compute one fixed function.
+#
+#    </details>
 #
 # **Exercise:** [`exercises/01_hvp`](../exercises/01_hvp/student.ipynb) asks you to rebuild HVP's
 # layer selection (right hidden state per task, CLS dropped) and checks it against this encoder;

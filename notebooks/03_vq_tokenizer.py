@@ -25,7 +25,7 @@
 # `<end_index>`; a frozen VQGAN (Esser et al. 2021) turns those indices back into pixels.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -221,8 +221,8 @@ token_grid_figure(real_ct[0], real_idx[0], real_rec[0], tok.n_codes, "real CT (p
 # `evaluate_vq` measures the whole test split (the same function as
 # `python -m healthgpt_lite.vq --profile cpu --split test`). Targets for the `cpu` profile:
 # ≤ 256 tokens per image, PSNR ≥ 30 dB, SSIM ≥ 0.90, ≥ 50% of codes used, training ≤ 5 minutes on
-# 2 cores. The `smoke` profile trains for seconds only to prove the pipeline runs: its numbers
-# are far from the targets; run with `PROFILE = "cpu"` to see the real ones.
+# 2 cores. The `smoke` profile (CI) trains for seconds only to prove the pipeline runs: its
+# numbers are far from the targets.
 
 # %%
 from healthgpt_lite.vq import evaluate_vq
@@ -244,15 +244,53 @@ pd.DataFrame([{m: result[f"{k}_{m}"] for m in ("ct", "mri", "xray")} for k in ("
 # The `m3` preset has the shapes of HealthGPT's tokenizer (256 px, f8, 8192 codes, Gumbel
 # quantizer). Nothing is downloaded here; given the checkpoint file, one override loads it
 # (`vq/convert.py` checks every key and shape, drops the training-only `loss.*` tensors, and reads
-# `.ckpt` files with `torch.load(weights_only=True)`):
+# `.ckpt` files with `torch.load(weights_only=True)`, never running pickled code):
 #
 # ```python
 # cfg = build_config("m3", "gpu", {"vq.pretrained_path": "/models/vqgan_gumbel_f8/last.ckpt"})
 # tok = load_vq_tokenizer(cfg)          # 256x256 -> 32x32 = 1024 tokens of 8192 codes
 # ```
 #
-# Its module and parameter names are taming's (`encoder.down.0.block.0.conv1.weight`, …,
+# Our module and parameter names are taming's (`encoder.down.0.block.0.conv1.weight`, …,
 # `quantize.proj`, `quantize.embed`), so the same code that trains the tiny model runs the real one.
+# Let us run that path for real on a small file: write the tokenizer trained above as taming
+# saves a Lightning checkpoint (`{"state_dict": ...}` with taming's training-only LPIPS and
+# discriminator tensors `loss.*` beside the model), then load it the way the real one is loaded.
+
+# %%
+import torch
+
+from healthgpt_lite.config import build_config
+
+taming_dir = run.artifacts_dir / "taming_demo"
+taming_dir.mkdir(parents=True, exist_ok=True)
+ours_only = {f"quantize.{name}" for name in tok.model.quantize.STATISTICS}  # our k-means/EMA counters
+model_state = {k: v for k, v in tok.model.state_dict().items() if k not in ours_only}
+loss_state = {"loss.logvar": torch.zeros(()), "loss.discriminator.main.0.weight": torch.randn(64, 3, 4, 4),
+              "loss.perceptual_loss.net.slice1.0.weight": torch.randn(64, 3, 3, 3)}
+ckpt = taming_dir / "last.ckpt"
+torch.save({"epoch": 0, "global_step": run.cfg.vq.train_steps, "state_dict": {**model_state, **loss_state}}, ckpt)
+print(f"{ckpt.name}: {len(model_state)} model tensors + {len(loss_state)} loss.* tensors, "
+      f"{ckpt.stat().st_size / 1e6:.1f} MB")
+
+# %%
+real_cfg = build_config(run.cfg.preset, run.cfg.profile, {**OVERRIDES, "vq.pretrained_path": str(ckpt)})
+loaded = load_vq_tokenizer(real_cfg)  # the real path: vq/convert.py, strict about keys and shapes
+same = torch.equal(loaded.encode(test_images[:8]), tok.encode(test_images[:8]))
+print(f"loaded through the converter: {loaded}; same codes as the trained tokenizer on 8 test images: {same}")
+
+# %% [markdown]
+# The converter refuses a checkpoint that does not match the config, and says why: here the same
+# file under a Gumbel config (HealthGPT's quantizer), as when `vq.quantizer` was forgotten.
+
+# %%
+from healthgpt_lite.errors import InputError
+
+try:
+    load_vq_tokenizer(build_config(run.cfg.preset, run.cfg.profile,
+                                   {**OVERRIDES, "vq.pretrained_path": str(ckpt), "vq.quantizer": "gumbel"}))
+except InputError as e:
+    print("InputError:", str(e)[:400], "...")
 
 # %% [markdown]
 # ## Summary
@@ -269,14 +307,48 @@ pd.DataFrame([{m: result[f"{k}_{m}"] for m in ("ct", "mri", "xray")} for k in ("
 # ## Check your understanding
 #
 # 1. Why can an LLM *read* an image through continuous features but needs discrete codes to
-#    *write* one? *(Next-token prediction chooses from a finite vocabulary; see the first section.)*
+#    *write* one?
+#
+#    <details><summary>Answer</summary>
+#
+#    Next-token prediction chooses from a finite vocabulary; see the first section.
+#
+#    </details>
+#
 # 2. What does `z + (e - z).detach()` compute in the forward pass, and what gradient reaches the
-#    encoder? *(The code e; the decoder's gradient, unchanged: the straight-through estimator.)*
+#    encoder?
+#
+#    <details><summary>Answer</summary>
+#
+#    The code e; the decoder's gradient, unchanged: the straight-through estimator.
+#
+#    </details>
+#
 # 3. What happens to a code that no encoder output is ever closest to, and what do we do about
-#    it? *(It never moves and is wasted; it is restarted on a random encoder output.)*
+#    it?
+#
+#    <details><summary>Answer</summary>
+#
+#    It never moves and is wasted; it is restarted on a random encoder output.
+#
+#    </details>
+#
 # 4. If the tokenizer reconstructs CT at P dB, can the full HealthGPT generate CT at more than P
-#    dB? *(No: its best possible output is the tokenizer's reconstruction.)*
-# 5. How many tokens does a 256×256 image cost with f = 8, and with f = 4? *(1024; 4096.)*
+#    dB?
+#
+#    <details><summary>Answer</summary>
+#
+#    No: its best possible output is the tokenizer's reconstruction.
+#
+#    </details>
+#
+# 5. How many tokens does a 256×256 image cost with f = 8, and with f = 4?
+#
+#    <details><summary>Answer</summary>
+#
+#    1024; 4096.
+#
+#    </details>
 #
 # **Exercise:** [`exercises/02_vq`](../exercises/02_vq/student.ipynb) (nearest-code lookup,
 # straight-through estimator, commitment loss, checked against this quantizer); all exercises:

@@ -24,7 +24,7 @@
 # REFERENCE §1 and §6; paper §3.1.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -84,11 +84,12 @@ plot_curves(read_metrics(llm_dir), ["train/loss", "val/loss"], title="LLM-lite: 
 # the format of an answer, and it answers every image the same way, because it has never seen one.
 
 # %%
-from healthgpt_lite.model.multimodal import PROMPT_HEAD, PROMPT_TAIL
+from healthgpt_lite.model.multimodal import encode_example, user_text
 
 base = load_base_llm(cfg, run.artifacts_dir).eval()
 for q in ["How many lesions are there?", "What imaging modality was used for this image?", "最大的病灶位于哪里？"]:
-    ids = tok(PROMPT_HEAD + q + PROMPT_TAIL, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    # the same chat-template prompt the model is trained on (no image: no <image> slots)
+    ids = encode_example(tok, user_text(q, False), 0, cfg.llm.max_position_embeddings)["input_ids"][None]
     out = base.generate(ids, max_new_tokens=20, do_sample=False, pad_token_id=tok.pad_token_id,
                         eos_token_id=tok.convert_tokens_to_ids("<|end|>"))
     print(f"{q!r:55} -> {tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)!r}")
@@ -107,7 +108,7 @@ extend_vocabulary(base, len(tok), first_new_id=block.start)
 emb = base.get_input_embeddings().weight
 print("embedding rows:", emb.shape[0], "| new rows identical:", bool(torch.equal(emb[block.first_idx], emb[block.first_idx + 99])))
 with torch.no_grad():
-    logits = base(tok("<|user|>\nhello", return_tensors="pt", add_special_tokens=False)["input_ids"]).logits[0, -1]
+    logits = base(encode_example(tok, user_text("hello", False), 0, cfg.llm.max_position_embeddings)["input_ids"][None]).logits[0, -1]
 image_logits = logits[block.first_idx:block.first_idx + block.n_codes]
 print(f"spread of the {block.n_codes} image-token logits: {float(image_logits.max() - image_logits.min()):.2e}")
 
@@ -137,7 +138,7 @@ print("supervised:", tok.decode(labels[labels != IGNORE_INDEX]))
 
 # %% [markdown]
 # A picture of the same sequence, and of a generation example whose response is
-# `<start_index>` + 256 image tokens + `<end_index>`:
+# `<start_index>` + h·w image tokens + `<end_index>` (h·w = `cfg.vq.num_tokens`; printed below):
 
 # %%
 import numpy as np
@@ -158,14 +159,23 @@ def token_kinds(ids: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
 codes = torch.randint(0, block.n_codes, (cfg.vq.grid_size, cfg.vq.grid_size))
 gen_example = encode_example(tok, user_text("Convert this CT image into an MRI image.", True), cfg.vision.num_tokens,
                              cfg.llm.max_position_embeddings, image_codes=codes, generation=True)
-fig = Figure(figsize=(10, 1.8))
+print(f"h·w = {cfg.vq.grid_size}×{cfg.vq.grid_size} = {cfg.vq.num_tokens} image tokens in this profile")
+import matplotlib
+from matplotlib.patches import Patch
+
+KINDS = ["prompt text", "visual slots (<image>)", "supervised text", "supervised image codes"]
+cmap = matplotlib.colormaps["Set2"]
+fig = Figure(figsize=(10, 2.4))
 for row, (name, e) in enumerate([("VQA", example), ("CT->MRI", gen_example)]):
     ax = fig.add_subplot(2, 1, row + 1)
-    ax.imshow(token_kinds(e["input_ids"], e["labels"])[None], aspect="auto", cmap="Set2", vmin=0, vmax=7,
+    ax.imshow(token_kinds(e["input_ids"], e["labels"])[None], aspect="auto", cmap=cmap, vmin=0, vmax=7,
               interpolation="nearest")
     ax.set_yticks([0], [f"{name} ({len(e['input_ids'])} tok)"]), ax.set_xlim(0, len(gen_example["input_ids"]))
-ax.set_xlabel("position  (colours: prompt text | visual slots | supervised text | supervised image codes)")
-fig.tight_layout()
+    ax.set_ylabel("example", fontsize=8)
+ax.set_xlabel("token position in the sequence")
+fig.legend(handles=[Patch(color=cmap(k / 7), label=label) for k, label in enumerate(KINDS)],
+           loc="upper center", ncol=4, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0, 1, 0.85))
 fig
 
 # %% [markdown]
@@ -225,7 +235,7 @@ print("visual tokens:", tuple(visual.shape), "-> sequence embeddings:", tuple(em
 # ## Constrained decoding: every generation is an image
 #
 # The released HealthGPT lets the LLM write free text and scrapes digits out of it to rebuild
-# the 1024 indices: a single stray digit shifts the whole image. Instead, a `LogitsProcessor`
+# the 1024 indices (M3's 32×32 grid): a single stray digit shifts the whole image. Instead, a `LogitsProcessor`
 # masks the logits: after `<start_index>` only `<idx_*>` may follow, for exactly h·w steps, then
 # `<end_index>`. Even this untrained model therefore produces a decodable grid. Without the
 # constraint it writes whatever text its language prior suggests.
@@ -250,16 +260,32 @@ grid = codes_from_tokens(constrained[:, prompt.shape[1]:], block, cfg.vq.grid_si
 print("constrained: a", tuple(grid.shape[1:]), "grid of codes; ends with",
       tok.convert_ids_to_tokens(constrained[0, -2:].tolist()))
 
+# %% [markdown]
+# The grid is decodable: the VQ tokenizer of notebook 03 (load-or-train) turns it into pixels.
+# Left, the codes (one colour per code index, modulo 20); right, what they decode to.
+
 # %%
-fig = Figure(figsize=(3, 3))
-ax = fig.add_subplot()
-ax.imshow(grid[0], cmap="tab20", interpolation="nearest"), ax.set_title("sampled codes (untrained model)")
+from healthgpt_lite.vq import ensure_vq, load_vq_tokenizer
+
+ensure_vq(cfg, run.artifacts_dir, data_dir, progress=run.progress)
+vq = load_vq_tokenizer(cfg, run.artifacts_dir)
+decoded = vq.decode(grid)  # (1, 3, H, W) in [0, 1]
+print("codes", tuple(grid.shape), "-> pixels", tuple(decoded.shape))
+fig = Figure(figsize=(6, 3))
+ax = fig.add_subplot(1, 2, 1)
+im = ax.imshow(grid[0], cmap="tab20", interpolation="nearest")
+ax.set_title("sampled codes (untrained model)"), ax.set_xlabel("grid column"), ax.set_ylabel("grid row")
+fig.colorbar(im, ax=ax, fraction=0.046, label="code index")
+ax = fig.add_subplot(1, 2, 2)
+ax.imshow(decoded[0].mean(0), cmap="gray", vmin=0, vmax=1), ax.set_title("decoded by the VQ decoder")
 ax.set_xticks([]), ax.set_yticks([])
+fig.tight_layout()
 fig
 
 # %% [markdown]
-# The codes are noise: the model has not learned anything yet, but the *format* is guaranteed,
-# and the VQ decoder (notebook 03) can turn any such grid into pixels.
+# The codes are random (the model has not learned anything yet), so the picture is a patchwork
+# of the decoder's code tiles, not an anatomy; but the *format* is guaranteed, and any such grid
+# decodes.
 #
 # ## Summary
 #
@@ -274,11 +300,43 @@ fig
 # ## Check your understanding
 #
 # 1. Why do all image tokens get the same logit right after `extend_vocabulary`, and which
-#    parameters must train to fix it? *(Identical rows of the head; the new rows.)*
+#    parameters must train to fix it?
+#
+#    <details><summary>Answer</summary>
+#
+#    Identical rows of the head; the new rows.
+#
+#    </details>
+#
 # 2. In the VQA example, which tokens carry loss, and why not the question?
+#
+#    <details><summary>Answer</summary>
+#
+#    Only the response: the answer and the `<|end|>` that closes the turn (the cell prints
+#    them); every other label is -100. The question is given at inference, so predicting it
+#    would spend the model on users' questions, and the visual slots are not words at all.
+#
+#    </details>
+#
 # 3. A generation prompt ends with `<start_index>`. What does the constraint allow at step 0,
 #    at step h·w, and after?
+#
+#    <details><summary>Answer</summary>
+#
+#    At step 0 only the `<idx_*>` codes (the prompt already ends in `<start_index>`), and so on
+#    up to h·w codes; at step h·w only `<end_index>`; then only the end of the turn, `<|end|>`.
+#
+#    </details>
+#
 # 4. What would happen to a generated image if one digit were dropped when scraping text?
+#
+#    <details><summary>Answer</summary>
+#
+#    Every later code moves one cell back in raster order: the rest of the image is shifted (a
+#    shear across the rows), and the grid is one code short, so it cannot be decoded without
+#    guessing a filler.
+#
+#    </details>
 #
 # **Exercise:** [exercises/05_constrained_decoding](../exercises/README.md) asks you to write the
 # logits mask yourself.

@@ -27,7 +27,7 @@
 # adapter on both tasks makes each task hurt the other.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -41,12 +41,18 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 run
 
 # %% [markdown]
-# This machine's 2 CPU cores are shared; two torch threads fighting other processes for them
-# make every step many times slower (the benchmark below measured 10-30x). One thread is steady.
+# **Machine note.** This notebook times small matrix products, so the machine matters. It runs
+# torch on one thread: on the 2-core machine this course was written on, shared with other
+# jobs, two torch threads fighting other processes for the cores made every step 10-30x slower
+# (a measurement there, not here); one thread is steady. The machine you are on:
 
 # %%
+import os
+
 import torch
 
+print(f"{os.cpu_count()} CPU cores, torch used {torch.get_num_threads()} threads by default; load average "
+      f"{os.getloadavg()[0]:.1f}; accelerator: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
 torch.set_num_threads(1)
 
 # %% [markdown]
@@ -142,6 +148,38 @@ with torch.no_grad():
     holder.proj.lora_A["default"].weight.copy_(one.plugins["demo"].A.weight)
     holder.proj.lora_B["default"].weight.copy_(one.plugins["demo"].B.weight)
 print("max |H-LoRA(k=1) - peft LoRA|:", (one(x) - holder.eval()(x)).abs().max().item())
+
+# %% [markdown]
+# ### Two scales: peft's alpha / R, H-LoRA's alpha / r
+#
+# With k > 1 the conventions part. peft's LoRA of total rank $R$ scales its update by
+# $\alpha / R$; H-LoRA (and MoELoRA), as released, scale each expert by $\alpha / r$ with
+# $r = R / k$: a nominal scale **k times** peft's at the same $\alpha$ (4× at k = 4). What a token
+# actually gets is $s\,w_i(x)$ in front of expert $i$. The router's weights sum to 1, so averaged
+# over the experts that factor is $s / k = \alpha / R$, LoRA's; for a token routed entirely to
+# one expert it is $\alpha / r$, k× LoRA's. Adam moves every weight by about the learning rate
+# whatever the gradient's size, so a step changes a token's output in proportion to that factor:
+# at the same $\alpha$ and learning rate, a mixture can move a sharply routed token up to k times
+# as far per step as peft's LoRA. The course's configs, and the demo layer above:
+
+# %%
+import pandas as pd
+
+rows = []
+for task in ("comprehension", "generation"):
+    pc = getattr(run.cfg.lora, task)
+    rows.append({"plugin": task, "R = r*k": pc.rank, "k": pc.experts, "r": pc.rank_per_expert, "alpha": pc.alpha,
+                 "peft LoRA: alpha/R": pc.alpha / pc.rank, "H-LoRA: alpha/r": pc.scale,
+                 "ratio": pc.scale / (pc.alpha / pc.rank)})
+display(pd.DataFrame(rows).set_index("plugin"))
+
+plugin = fused.plugins["demo"]
+with torch.no_grad():
+    w_demo = plugin.router_weights(x)  # (B, T, k) of the demo layer (its random router)
+k = plugin.experts
+factor = w_demo.amax(-1) * plugin.scale / (plugin.scale / k)  # largest s*w_i per token / peft's alpha/R
+print(f"demo layer (k={k}): the largest s*w_i of a token is {factor.mean():.2f}x peft's alpha/R on average "
+      f"(range {factor.min():.2f}-{factor.max():.2f}x; 1x = uniform routing, {k}x = one expert)")
 
 # %% [markdown]
 # ## Task plugins in a tiny Phi3
@@ -354,6 +392,38 @@ from healthgpt_lite.viz.hlora import bench_figure
 bench_figure(bench)
 
 # %% [markdown]
+# **Machine note.** Times depend on the machine that measured them: its cores, its threads, how
+# busy it was. This is the machine running the notebook now (the table is cached in
+# `bench_dir`: if it was measured elsewhere or under other load, delete that folder and re-run):
+
+# %%
+import os
+
+from healthgpt_lite.notebook import environment_report
+
+env = environment_report()
+print(f"device: {env['cuda']}; {os.cpu_count()} CPU cores, torch {env['torch']} with {env['cpu threads']} threads, "
+      f"bench.threads = {run.cfg.bench.threads}; load average now {os.getloadavg()[0]:.1f}; "
+      f"benchmark folder {bench_dir.name}")
+
+# %% [markdown]
+# What this table says, computed from it (the Summary's finding on speed and memory):
+
+# %%
+for size, d in bench.groupby("size", sort=False):
+    h, m = d[d.kind == "hlora"].sort_values("experts"), d[d.kind == "moelora"].sort_values("experts")
+    ks = "/".join(str(k) for k in h.experts)
+    print(f"{size} (hidden {d.hidden.iloc[0]}), k = {ks}: time vs LoRA: H-LoRA "
+          + " / ".join(f"{t:.2f}x" for t in h.time_vs_lora) + ", MoELoRA " + " / ".join(f"{t:.2f}x" for t in m.time_vs_lora)
+          + "; step memory vs LoRA: H-LoRA " + " / ".join(f"{t:.2f}x" for t in h.memory_vs_lora)
+          + ", MoELoRA " + " / ".join(f"{t:.2f}x" for t in m.memory_vs_lora))
+    flat = h.time_vs_lora.max() < 1.15
+    grows = bool((m.time_vs_lora.diff().dropna() > 0).all())
+    print(f"  -> H-LoRA {'stays within 15% of LoRA at every k' if flat else 'is more than 15% slower than LoRA at some k'}; "
+          f"MoELoRA {'gets slower as k grows' if grows else 'does not get steadily slower with k here'}; "
+          f"H-LoRA {'is faster than' if (h.time_vs_lora.values < m.time_vs_lora.values).all() else 'is not always faster than'} MoELoRA")
+
+# %% [markdown]
 # Read the table by columns. `time_vs_lora`: the fused H-LoRA stays close to LoRA at every k
 # (it adds only a k-wide router matmul, a softmax and one elementwise product), while the
 # MoELoRA loop grows with k: 2k small matmuls and k full-size `(B, T, d_out)` partial outputs
@@ -375,22 +445,58 @@ bench_figure(bench)
 #   place, exactly, and only the active plugin receives gradients.
 # * A fresh plugin is a no-op (B = 0). Plugin size per layer is $rk(d_{in}+d_{out}) + k\,d_{in}$;
 #   the `meta` device counts the M3 shapes without allocating them.
-# * Measured: H-LoRA trains about as fast as LoRA at every k, with the same step memory; the
-#   MoELoRA loop gets slower and hungrier as k grows.
+# * The benchmark times H-LoRA, MoELoRA and LoRA at the same total rank; the cell after it says,
+#   from this run's table, whether H-LoRA keeps LoRA's speed at every k and the MoELoRA loop
+#   slows with k (the paper's claim), and on which machine it was measured.
+# * peft's LoRA scales by $\alpha / R$, H-LoRA by $\alpha / r$ (k× at the same $\alpha$): the same
+#   mixture can move a sharply routed token up to k times as far per step, which matters when
+#   comparing them at equal $\alpha$ and learning rate (notebook 10).
 #
 # ## Check your understanding
 #
 # 1. Why does `repeat` instead of `repeat_interleave` give a *different* function, and which
-#    expert's weight would rank column j get? *(The equivalence section.)*
+#    expert's weight would rank column j get?
+#
+#    <details><summary>Answer</summary>
+#
+#    The equivalence section.
+#
+#    </details>
+#
 # 2. Right after `inject_hlora`, why does the model's output equal the base model's, and why
-#    does the router get no gradient in the very first step? *(B = 0: the update and its
-#    gradient with respect to A and the router both carry a factor B.)*
+#    does the router get no gradient in the very first step?
+#
+#    <details><summary>Answer</summary>
+#
+#    B = 0: the update and its gradient with respect to A and the router both carry a factor B.
+#
+#    </details>
+#
 # 3. Why is the task switch a plain attribute and not a learned router over tasks? What would
-#    training one shared plugin on both tasks risk? *(Introduction; REFERENCE §2.)*
-# 4. Why does MoELoRA's step memory grow with k while H-LoRA's does not? *(The benchmark
-#    discussion: k partial outputs kept for backward.)*
+#    training one shared plugin on both tasks risk?
+#
+#    <details><summary>Answer</summary>
+#
+#    Introduction; REFERENCE §2.
+#
+#    </details>
+#
+# 4. Why does MoELoRA's step memory grow with k while H-LoRA's does not?
+#
+#    <details><summary>Answer</summary>
+#
+#    The benchmark discussion: k partial outputs kept for backward.
+#
+#    </details>
+#
 # 5. How many trainable weights does the M3 generation plugin have, and what fraction of
-#    Phi-3-mini is that? *(The counting table.)*
+#    Phi-3-mini is that?
+#
+#    <details><summary>Answer</summary>
+#
+#    The counting table.
+#
+#    </details>
 #
 # **Exercise:** [`exercises/03_hlora_forward`](../exercises/03_hlora_forward/student.ipynb) asks
 # you to write the fused H-LoRA forward yourself and checks it against `HLoRAPlugin` and the

@@ -21,7 +21,7 @@
 # Paper §3.4; REFERENCE §3.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -125,15 +125,40 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 sim_code, sim_tok = cosine_matrix(codebook), cosine_matrix(token_rows)
-fig = Figure(figsize=(8, 3.4))
+observed = spearman(sim_code, sim_tok)
+# the null: the same embedding rows assigned to the codes at random (a shuffled pairing keeps
+# both similarity structures but breaks the code <-> row correspondence)
+g = torch.Generator().manual_seed(SEED)
+null = np.array([spearman(sim_code, cosine_matrix(token_rows[torch.randperm(len(used), generator=g)]))
+                 for _ in range(200)])
+p_value = (1 + int((null >= observed).sum())) / (1 + len(null))
+
+fig = Figure(figsize=(13, 3.6))
 for i, (m, title) in enumerate([(sim_code, "VQ codebook vectors"), (sim_tok, "<idx_k> embedding rows")]):
-    ax = fig.add_subplot(1, 2, i + 1)
+    ax = fig.add_subplot(1, 3, i + 1)
     im = ax.imshow(m, cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_title(f"cosine similarity: {title}", fontsize=9), ax.set_xlabel("code (by frequency)")
-fig.colorbar(im, ax=fig.axes, shrink=0.8)
-print(f"Spearman correlation of the two similarity structures: {spearman(sim_code, sim_tok):+.2f} "
-      "(0: unrelated; the rows started identical, so any structure was learned)")
+    ax.set_title(title, fontsize=9), ax.set_xlabel("code (rank by frequency)")
+    if i == 0:
+        ax.set_ylabel("code (rank by frequency)")
+fig.colorbar(im, ax=fig.axes[:2], shrink=0.8, label="cosine similarity between two codes")
+ax = fig.add_subplot(1, 3, 3)
+ax.hist(null, bins=25, color="0.6", label="shuffled pairing (null, 200 draws)")
+ax.axvline(observed, color="C3", lw=2, label=f"observed {observed:+.2f}")
+ax.set_xlabel("Spearman correlation of the two structures"), ax.set_ylabel("draws")
+ax.set_title("is the match better than chance?", fontsize=9), ax.legend(fontsize=7)
+print(f"Spearman correlation of the two similarity structures: {observed:+.2f}; shuffled null: "
+      f"{null.mean():+.2f} ± {null.std():.2f} (95% of draws below {np.quantile(null, 0.95):+.2f}); "
+      f"one-sided p = {p_value:.3f}")
+print("finding:", "the rows mirror the codebook beyond chance" if p_value < 0.05 else
+      "no evidence that the rows mirror the codebook (the observed value lies inside the null)")
 fig
+
+# %% [markdown]
+# What the null rules out, and what it does not: shuffling which row belongs to which code
+# destroys any real correspondence, so a value far outside the grey histogram is not luck. It
+# also destroys the link to *how often* a code is used, though; if frequent codes both look alike
+# and moved most in training, frequency alone could produce a match. A stricter null would shuffle
+# only among codes of similar frequency.
 
 # %% [markdown]
 # ## Summary
@@ -142,14 +167,39 @@ fig
 #   every plugin frozen, so that neither task's plugin drifts towards the other.
 # * One step = one batch per task, each through its own plugin, adapter and ViT layer.
 # * The learned image rows can be compared with the VQ codebook: structure there was learned
-#   from data, since all rows started equal.
+#   from data, since all rows started equal; a shuffled pairing of rows and codes is the null
+#   that says whether this run's match is more than chance (the finding printed above).
 #
 # ## Check your understanding
 #
-# 1. Why are the H-LoRA plugins frozen in stage 2? *(So the shared parameters adapt to both
-#    tasks without either plugin absorbing the other task's data.)*
+# 1. Why are the H-LoRA plugins frozen in stage 2?
+#
+#    <details><summary>Answer</summary>
+#
+#    So the shared parameters adapt to both tasks without either plugin absorbing the other
+#    task's data.
+#
+#    </details>
+#
 # 2. What would go wrong if stage 2 used only generation data?
+#
+#    <details><summary>Answer</summary>
+#
+#    The shared embeddings and head would be tuned for image codes alone, drifting away from
+#    what comprehension needs, and stage 3's comprehension would start from a vocabulary tuned
+#    against it: notebook 10's task conflict, in the shared parameters.
+#
+#    </details>
+#
 # 3. Why a constant learning rate rather than a decaying one here? (The paper does not say; what
 #    would you expect?)
+#
+#    <details><summary>Answer</summary>
+#
+#    Stage 2 is short and adjusts rows that both plugins already rely on; a decay would spend
+#    most of its few steps at tiny rates. A constant rate after warm-up keeps every step equally
+#    useful; at so few steps one would expect little difference either way.
+#
+#    </details>
 #
 # **Exercise:** [exercises/04_stage_rules](../exercises/README.md).

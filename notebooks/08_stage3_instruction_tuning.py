@@ -21,7 +21,7 @@
 # Paper §3.4; REFERENCE §2-3.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -61,6 +61,61 @@ display(plot_curves(read_metrics(paths["stage3_comprehension"]), ["train/loss", 
                     title="stage 3, comprehension: plugin + abstract adapter on VQA and reports", logy=True))
 plot_curves(read_metrics(paths["stage3_generation"]), ["train/loss", "val/loss_generation"],
             title="stage 3, generation: plugin + concrete adapter on conversion, SR, report->image")
+
+# %% [markdown]
+# ## Inside one stage-3 comprehension step
+#
+# As in notebook 06, by hand with the stage's own pieces: the stage-2 model, the freeze rule of
+# `stage3_comprehension` (applied by `HealthGPTLitModule`), one real batch from the stage's data
+# module, one `training_step` and `backward`. A training example is a conversation of up to
+# `train.comp_turns` questions about one image; only the answers carry labels.
+
+# %%
+import torch
+
+from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.model.multimodal import IGNORE_INDEX
+from healthgpt_lite.training.datamodule import StageDataModule
+from healthgpt_lite.training.features import FeatureStore, ensure_features
+from healthgpt_lite.training.lit_module import HealthGPTLitModule, trainable_parameter_count
+from healthgpt_lite.training.pipeline import model_after, stages_before
+
+spec = STAGES["stage3_comprehension"]
+tokenizer = tokenizer_for(cfg)
+model = model_after(cfg, stages_before(spec.name), run.artifacts_dir, tokenizer=tokenizer)  # the stage-2 model
+module = HealthGPTLitModule(model, spec, total_steps=10, lr_scale=cfg.train.lr_scale, seed=cfg.seed)
+print(f"starts from {stages_before(spec.name)}; trains {list(spec.trains)}: "
+      f"{trainable_parameter_count(model, spec):,} weights")
+store = FeatureStore.load(ensure_features(cfg, run.artifacts_dir, run.data_dir))
+dm = StageDataModule(cfg, spec, store, tokenizer, run.data_dir, {"comprehension": 2, "generation": 2})
+dm.setup("fit")
+batch = dm.collator("comprehension")([dm.train_sets["comprehension"][0]])
+ids, labels = batch["input_ids"][0], batch["labels"][0]
+supervised = (labels != IGNORE_INDEX).int()
+edges = torch.diff(torch.cat([torch.tensor([0]), supervised, torch.tensor([0])])).nonzero().flatten().view(-1, 2)
+print(f"{len(ids)} tokens, {int(supervised.sum())} supervised, in {len(edges)} answer span(s):")
+for a, b in edges.tolist():
+    print(f"  positions {a}-{b - 1}: {tokenizer.decode(ids[a:b])!r}")
+
+# %%
+import warnings
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*self.log.*")  # no Trainer here: logging is skipped
+    loss = module.training_step({"comprehension": batch}, 0)
+loss.backward()
+got = {g: sum(int((p.grad != 0).sum()) for p in params if p.grad is not None)
+       for g, params in model.parameter_groups().items()}
+print(f"loss {loss.item():.3f}; weights with a nonzero gradient per group:", got)
+print("groups with a nonzero gradient:", [g for g, n in got.items() if n > 0],
+      "| the generation plugin got none:", got["gen_plugin"] == 0)
+module.on_train_end()
+
+# %% [markdown]
+# Only the stage's two groups receive gradients, and of the comprehension plugin only part: stage 3
+# is where that plugin first trains, so its `B` is still zero and the gradient reaching `A` and the
+# router (through `B`) is exactly zero at this first step (notebook 05). The generation plugin, the
+# vocabulary and the LLM get nothing: the other task's stage-3 run cannot be disturbed by this one.
 
 # %% [markdown]
 # ## Answers before and after
@@ -128,7 +183,7 @@ from healthgpt_lite.model.multimodal import encode_example, user_text
 q = questions[0]
 ids = encode_example(after.tokenizer, user_text(q["conversations"][0]["value"], True), cfg.vision.num_tokens,
                      cfg.llm.max_position_embeddings)["input_ids"][None]
-pixels = after._pixels([data_dir / q["image"]])
+pixels = after.pixels([data_dir / q["image"]])
 with torch.no_grad():
     first = after.set_task("comprehension").model(ids, pixels=pixels).logits
     other = after.set_task("generation").model(ids, pixels=pixels).logits
@@ -141,15 +196,41 @@ print("generation plugin changes the output:", not torch.equal(first, other), "|
 #
 # * Stage 3 trains each task's plugin and adapter on its instruction data, in two runs that
 #   never write each other's parameters.
-# * Comprehension answers and generated images change from stage 2 to stage 3 as the curves say
-#   (in `smoke` the runs are a few steps; use `PROFILE = "cpu"` to see real learning).
+# * The tables and images above show what this run's stage 3 changed from stage 2 (in `smoke`,
+#   the CI profile, the runs are a few steps and nothing is learned).
+# * One step by hand: only the comprehension plugin (its `B`, at its first step) and the abstract
+#   adapter receive gradients; only the answers of a multi-turn conversation carry labels.
 # * Task switching is a hard, in-place switch; it is exact.
 #
 # ## Check your understanding
 #
 # 1. Stage-3 generation starts from the stage-2 model. Which of its parameters did stage-3
-#    comprehension change? *(None: their groups are disjoint.)*
+#    comprehension change?
+#
+#    <details><summary>Answer</summary>
+#
+#    None: their groups are disjoint.
+#
+#    </details>
+#
 # 2. Why compare generated images with the VQ ceiling and not only with the target?
+#
+#    <details><summary>Answer</summary>
+#
+#    The model writes VQ codes, so its best possible image is the target's own reconstruction.
+#    The gap from the model to the ceiling is what training can still win; the gap from the
+#    ceiling to the target is the tokenizer's, which no stage can close.
+#
+#    </details>
+#
 # 3. What would the paper's "one mixed training run" change in this picture? (Notebook 10 measures it.)
+#
+#    <details><summary>Answer</summary>
+#
+#    Both tasks would train at once through one shared plugin: the guarantee that one task's
+#    update cannot overwrite the other's would be gone, and the two would compete for the same
+#    weights (notebook 10's mixed and conflict tables).
+#
+#    </details>
 #
 # **Exercise:** [exercises/03_hlora_forward](../exercises/03_hlora_forward/student.ipynb) (the plugin's forward pass).

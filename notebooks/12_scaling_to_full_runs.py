@@ -31,7 +31,7 @@
 # built or counted here; what cannot be checked on a laptop (GPUs, the downloaded files) is said.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None
@@ -92,11 +92,13 @@ print("all parameters on meta:", all(p.is_meta for p in m3.parameters()))
 # per-device batch, so we read the plan from them (next section shows the files).
 
 # %%
+from healthgpt_lite.notebook import repo_path
 from healthgpt_lite.scale.dry_run import parse_fit_config, plan_config, run_summary, stages_of
 from healthgpt_lite.scale.plan import stage_plan
 
+CONFIG_DIR = repo_path("configs")  # the repository's configs/, wherever the kernel started
 CONFIGS = [f"{p}_stage{s}.yaml" for p in ("m3", "l14") for s in (1, 2, 3)]
-parsed = {name: parse_fit_config(f"../configs/{name}") for name in CONFIGS}
+parsed = {name: parse_fit_config(CONFIG_DIR / name) for name in CONFIGS}
 plan = []
 for name, ns in parsed.items():
     gpus = ns.trainer.devices * ns.trainer.num_nodes
@@ -190,7 +192,7 @@ EXTRA = {("l14_stage1.yaml", "stage1_generation"): ["--trainer.strategy", "ddp",
 rows = []
 for name, ns in parsed.items():
     for stage in stages_of(ns):
-        s = run_summary(parse_fit_config(f"../configs/{name}", "--model.stage", stage, *EXTRA.get((name, stage), [])))
+        s = run_summary(parse_fit_config(CONFIG_DIR / name, "--model.stage", stage, *EXTRA.get((name, stage), [])))
         batch = " + ".join(f"{s[f'per_device_{t}']}" for t in ("comprehension", "generation") if f"per_device_{t}" in s)
         glob = " + ".join(f"{s[f'global_batch_{t}']}" for t in ("comprehension", "generation") if f"global_batch_{t}" in s)
         rows.append({"config": name, "stage": stage, "strategy": s["strategy"], "GPUs": s["gpus"],
@@ -205,10 +207,21 @@ pd.DataFrame(rows).set_index(["config", "stage"])
 # %%
 from healthgpt_lite.scale.dry_run import build_strategy
 
-fsdp = build_strategy(parsed["l14_stage1.yaml"])
-print(type(fsdp).__name__, "| wraps:", sorted(c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes),
-      "| checkpoints:", sorted(c.__name__ for c in fsdp._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes),
-      "| use_orig_params:", fsdp.kwargs["use_orig_params"])
+from healthgpt_lite.model.llm import build_llm
+
+l14 = parsed["l14_stage1.yaml"]
+asked = dict(l14.trainer.strategy.init_args)  # what the YAML asks for
+fsdp = build_strategy(l14)  # what Lightning built from it
+print(type(fsdp).__name__, "| sharding:", fsdp.sharding_strategy.name, "| use_orig_params:", fsdp.kwargs["use_orig_params"])
+short = lambda c: getattr(c, "__name__", str(c).rsplit(".", 1)[-1])  # noqa: E731  (a class or its dotted name)
+print("wrap policy asked for:", [short(c) for c in asked["auto_wrap_policy"]],
+      "| activation checkpointing:", [short(c) for c in asked["activation_checkpointing_policy"]])
+# the built policy is torch's ModuleWrapPolicy: a callable that says whether FSDP wraps a module
+policy = fsdp.kwargs["auto_wrap_policy"]
+with torch.device("meta"):
+    shell = build_llm(build_config("tiny", PROFILE).llm, 512)
+for name, module in [("a Phi3DecoderLayer", shell.model.layers[0]), ("the lm_head", shell.lm_head)]:
+    print(f"built policy wraps {name}: {policy(module, recurse=False, nonwrapped_numel=0)}")
 print("weights from:", {k: v for k, v in parsed["m3_stage1.yaml"].model.overrides.items() if k.endswith("_path")})
 
 # %% [markdown]
@@ -273,7 +286,7 @@ stand_ins = write_stand_in_weights(cfg, demo / "models", seed=SEED)
 records = {"comprehension": str(demo / "vqa_rad_all.json"), "generation": str(write_generation_records(demo / "vqa_rad"))}
 steps = 2 if PROFILE == "smoke" else 40
 started = time.time()
-cli = run_fit(laptop_fit_args("../configs/m3_stage1.yaml", "stage1_comprehension", stand_ins, records, images,
+cli = run_fit(laptop_fit_args(CONFIG_DIR / "m3_stage1.yaml", "stage1_comprehension", stand_ins, records, images,
                               demo / "artifacts", steps=steps, log_dir=demo / "fit"), quiet=not run.progress)
 print(f"{cli.trainer.global_step} steps in {time.time() - started:.1f} s; "
       f"ViT inline: {cli.model.model.vision is not None}; stage saved to {cli.trainer.default_root_dir}")
@@ -283,15 +296,26 @@ plot_curves(curves, ["train/loss_comprehension"], title="stage 1 (comprehension)
 # %% [markdown]
 # With random stand-in weights the adapter can only memorise eight answers, and in the `smoke`
 # profile (2 steps) it has barely started: the point is that every piece of the full run
-# executes. (`PROFILE = "cpu"` runs 40 steps and the loss falls as the adapter memorises.)
-#
+# executes. (The default `cpu` profile runs 40 steps.) What this run did, from its log:
+
+# %%
+loss = curves[["step", "train/loss_comprehension"]].dropna()
+if len(loss) < 2:
+    print(f"{len(loss)} logged loss value(s): too few to say whether it fell")
+else:
+    (s0, l0), (s1, l1) = loss.iloc[0], loss.iloc[-1]
+    print(f"loss {l0:.3f} at step {int(s0)} -> {l1:.3f} at step {int(s1)}: "
+          + ("it fell" if l1 < l0 else "it did not fall"))
+
+# %% [markdown]
 # ## Scoring a benchmark
 #
 # The benchmarks' headline is closed-question accuracy (REFERENCE §4: VQA-RAD 73.7 for M3);
 # open questions get exact match and word recall. `benchmark` scores a converted test split,
-# from a trained model or from a file of answers made elsewhere. Here: the 2-step model above,
-# on the converted test split. Its numbers are those of a random model (often an empty answer:
-# it ends its turn at once); the mechanics are real.
+# from a trained model or from a file of answers made elsewhere. Here: the model above (random
+# stand-in weights, a few dozen steps at most), on the converted test split. Its numbers are
+# those of a model that knows nothing medical (often an empty answer: it ends its turn at once);
+# the mechanics are real.
 
 # %%
 from healthgpt_lite.eval.benchmarks import evaluate_benchmark, predict
@@ -417,22 +441,59 @@ print(l14.template.prompt("Is there a lesion?", with_image=True))
 # ## Check your understanding
 #
 # 1. Why is `requires_grad` 664.5M for M3 stage-1 generation although only 467.8M weights move?
-#    *(The row mask: the whole embedding and head, 2 × 40207 × 3072, get gradients and AdamW
-#    states; only their 8195 image rows change.)*
-# 2. Under FSDP, why does H-LoRA make the gradient memory of the *frozen* LLM appear? *(A
-#    wrapped unit holding any trainable weight gets a gradient for its whole flat parameter.)*
-# 3. Activation checkpointing trades what for what? *(It keeps only each layer's input and
-#    recomputes the layer in backward: about one extra forward of compute for activations that
-#    no longer grow with 24h + 8i per layer.)*
+#
+#    <details><summary>Answer</summary>
+#
+#    The row mask: the whole embedding and head, 2 × 40207 × 3072, get gradients and AdamW
+#    states; only their 8195 image rows change.
+#
+#    </details>
+#
+# 2. Under FSDP, why does H-LoRA make the gradient memory of the *frozen* LLM appear?
+#
+#    <details><summary>Answer</summary>
+#
+#    A wrapped unit holding any trainable weight gets a gradient for its whole flat parameter.
+#
+#    </details>
+#
+# 3. Activation checkpointing trades what for what?
+#
+#    <details><summary>Answer</summary>
+#
+#    It keeps only each layer's input and recomputes the layer in backward: about one extra
+#    forward of compute for activations that no longer grow with 24h + 8i per layer.
+#
+#    </details>
+#
 # 4. The L14 stage-3 config has 2 comprehension samples per GPU on 16 GPUs. What accumulation
-#    gives the paper's 128? *(128 / (2 × 16) = 4.)*
-# 5. Which closed-question rule applies to PathVQA, and why not to VQA-RAD? *(Yes/no answers:
-#    PathVQA has no answer-type label; VQA-RAD labels its own, including closed "CT or MRI?" ones.)*
-# 6. The released `<start_index>` is id 32011 on Phi-3-mini; in this project's own M3 it is 32012.
-#    Why, and what would break if the released fusion layer were loaded into our own M3? *(Ours adds
-#    `<image>` as token 32011; the released model writes it as -200 outside the vocabulary. Every
-#    image-token row would be read one row off, and the embedding has 40207 rows, not 40206: the
-#    strict loader refuses the file instead.)*
+#    gives the paper's 128?
+#
+#    <details><summary>Answer</summary>
+#
+#    128 / (2 × 16) = 4.
+#
+#    </details>
+#
+# 5. Which closed-question rule applies to PathVQA, and why not to VQA-RAD?
+#
+#    <details><summary>Answer</summary>
+#
+#    Yes/no answers: PathVQA has no answer-type label; VQA-RAD labels its own, including closed
+#    "CT or MRI?" ones.
+#
+#    </details>
+#
+# 6. The released `<start_index>` is id 32011 on Phi-3-mini; in this project's own M3 it is
+#    32012. Why, and what would break if the released fusion layer were loaded into our own M3?
+#
+#    <details><summary>Answer</summary>
+#
+#    Ours adds `<image>` as token 32011; the released model writes it as -200 outside the
+#    vocabulary. Every image-token row would be read one row off, and the embedding has 40207
+#    rows, not 40206: the strict loader refuses the file instead.
+#
+#    </details>
 #
 # **Exercises:** the course's exercises are listed in [exercises/README.md](../exercises/README.md);
 # try changing `train.comp_batch_size` in `configs/m3_stage1.yaml` and predicting the memory

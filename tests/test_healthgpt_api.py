@@ -55,3 +55,16 @@ def test_task_switch_restores_exactly(smoke_gpt, scan):
 def test_from_artifacts_without_a_trained_model(tmp_path):
     with pytest.raises(InputError, match="no trained HealthGPT here"):
         HealthGPTLite.from_artifacts(tmp_path)
+
+
+def test_answer_accepts_what_load_image_returns(smoke_gpt, scan):
+    """(3, H, W) tensors from ``load_image`` and (3, H, W) / (H, W) arrays are answered like the file."""
+    from healthgpt_lite.data import load_image
+
+    q = "What imaging modality was used for this image?"
+    t = load_image(scan)
+    expected = smoke_gpt.answer(scan, q)
+    assert smoke_gpt.answer(t, q) == expected
+    assert smoke_gpt.answer(t.numpy(), q) == expected
+    assert smoke_gpt.answer(t[0].numpy(), q) == expected  # the phantom is gray: one channel is the image
+    assert smoke_gpt.pixels([t]).shape == (1, 3, smoke_gpt.cfg.vision.image_size, smoke_gpt.cfg.vision.image_size)

@@ -151,3 +151,31 @@ def test_bad_arguments():
 def test_input_error_is_a_value_error():
     with pytest.raises(ValueError):
         load_image(b"")
+
+
+def test_what_load_image_returns_loads_again():
+    """A student's first call: ``load_image`` returns (3, H, W); feeding it back is an identity."""
+    t = load_image(GRADIENT, size=32)
+    assert torch.equal(load_image(t), t)
+    assert torch.allclose(load_image(t, size=16), load_image(GRADIENT, size=16), atol=1e-5)
+    gray = load_image(GRADIENT, size=32, channels=1)  # (1, H, W)
+    assert torch.equal(load_image(gray, channels=1), gray)
+    assert torch.equal(load_image(t[0]), t)  # (H, W) tensor
+
+
+@pytest.mark.parametrize("layout", ["CHW", "HWC", "HW"])
+def test_arrays_in_either_channel_layout(layout):
+    t = load_image(GRADIENT, size=32)
+    a = {"CHW": t.numpy(), "HWC": t.permute(1, 2, 0).numpy(), "HW": t[0].numpy()}[layout]
+    assert torch.allclose(load_image(a), t)
+
+
+def test_uint8_tensor_and_bad_tensors():
+    t = torch.full((3, 16, 16), 255, dtype=torch.uint8)
+    assert torch.equal(load_image(t), torch.ones(3, 16, 16))
+    with pytest.raises(InputError, match="<tensor>.*NaN or infinite"):
+        load_image(torch.full((3, 8, 8), float("nan")))
+    with pytest.raises(InputError, match="<tensor>.*expected \\(H, W\\)"):
+        load_image(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(InputError, match="dtype torch.bool"):
+        load_image(torch.zeros(8, 8, dtype=torch.bool))

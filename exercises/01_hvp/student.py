@@ -27,7 +27,7 @@
 # instead). Calling the package's own function is not an answer: the check notices.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None

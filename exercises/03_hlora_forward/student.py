@@ -28,7 +28,7 @@
 # the package's own plugins is not an answer: the check notices.
 
 # %% tags=["parameters"]
-PROFILE = "smoke"
+PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
 PRESET = "tiny"
 SEED = 0
 ARTIFACTS_DIR = None

@@ -1,5 +1,6 @@
 """One door for every image: PNG, JPEG, DICOM (and anything else PIL reads), from a path,
-bytes, a PIL image or a numpy array, into a ``(C, H, W)`` float tensor in [0, 1].
+bytes, a PIL image, a numpy array or a tensor (such as ``load_image`` itself returns), into a
+``(C, H, W)`` float tensor in [0, 1].
 
 Medical images arrive in many shapes: 8-bit grayscale, 16-bit PNGs, palette images, RGBA
 screenshots, DICOM with rescale slope/intercept (Hounsfield units) and a display window. All
@@ -12,6 +13,9 @@ Intensity conventions (a choice, written down here):
 * DICOM: modality LUT (slope/intercept) first, then the file's window centre/width if it has
   one (or the ``window=`` argument), else min-max; MONOCHROME1 is inverted.
 * Transparency is composited on black; colour becomes gray (ITU-R 601 luma) when ``channels=1``.
+* Arrays and tensors: ``(H, W)``, channels-last ``(H, W, 1|3|4)`` or channels-first
+  ``(1|3|4, H, W)`` (the layout of a tensor from ``load_image``; an array is read as channels-last
+  when its last axis could be channels, a tensor as channels-first when its first axis could be).
 * Non-square images are padded to square (black, centred), then resized with antialiasing,
   as LLaVA pads, so anatomy is never stretched.
 """
@@ -31,7 +35,7 @@ from ..errors import InputError
 
 MAX_PIXELS = 64_000_000  # decompression-bomb guard: no medical slice comes near this
 MIN_SIDE = 4
-ImageSource = Union[str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+ImageSource = Union[str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray, torch.Tensor]
 
 
 def load_image(src: ImageSource, size: int | None = None, channels: int = 3,
@@ -74,12 +78,14 @@ def _read(src: ImageSource, window) -> tuple[str, np.ndarray]:
         return "<PIL image>", _from_pil(src, "<PIL image>")
     if isinstance(src, np.ndarray):
         return "<array>", _from_array(src, "<array>")
+    if isinstance(src, torch.Tensor):
+        return "<tensor>", _from_array(_tensor_to_array(src), "<tensor>")
     if isinstance(src, (bytes, bytearray, memoryview)):
         data, name = bytes(src), f"<{len(src)} bytes>"
     elif isinstance(src, (str, Path)):
         name, data = str(src), _read_file(Path(src))
     else:
-        raise InputError(f"cannot load an image from a {type(src).__name__}; give a path, bytes, a PIL image or an array")
+        raise InputError(f"cannot load an image from a {type(src).__name__}; give a path, bytes, a PIL image, an array or a tensor")
     if not data:
         raise InputError(f"{name}: empty input (0 bytes), not an image")
     if data[128:132] == b"DICM" or name.lower().endswith((".dcm", ".dicom")):
@@ -140,11 +146,26 @@ def _from_pil(im: Image.Image, name: str) -> np.ndarray:
     return _minmax(np.asarray(im, dtype=np.float64), name)
 
 
+def _tensor_to_array(t: torch.Tensor) -> np.ndarray:
+    """A tensor as an array in channels-last layout: ``(C, H, W)`` is what ``load_image`` returns."""
+    if t.is_complex() or t.dtype == torch.bool:
+        raise InputError(f"<tensor>: tensor of dtype {t.dtype} is not an image")
+    a = t.detach().cpu()
+    a = a.numpy() if a.dtype == torch.uint8 else a.double().numpy()
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4):
+        a = a.transpose(1, 2, 0)
+    return a
+
+
 def _from_array(a: np.ndarray, name: str) -> np.ndarray:
+    if a.ndim == 3 and a.shape[-1] not in (1, 3, 4) and a.shape[0] in (1, 3, 4):
+        a = a.transpose(1, 2, 0)  # channels-first, e.g. a load_image tensor converted with .numpy()
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
     if a.ndim == 3 and a.shape[-1] in (1, 3, 4) or a.ndim == 2:
         _check_dims(a.shape[1], a.shape[0], name)
     else:
-        raise InputError(f"{name}: array of shape {a.shape}; expected (H, W) or (H, W, 1|3|4)")
+        raise InputError(f"{name}: array of shape {a.shape}; expected (H, W), (H, W, 1|3|4) or (1|3|4, H, W)")
     if a.dtype == np.uint8:
         a = a.astype(np.float32) / 255.0
         return a[..., :3] * a[..., 3:4] if a.ndim == 3 and a.shape[-1] == 4 else a

@@ -46,8 +46,9 @@ def probe_dataset(n: int, size: int, seed: int) -> tuple[torch.Tensor, dict[str,
 
 
 def train_probe(size: int, n_patients: int = 2000, steps: int = 600, seed: int = 0, progress: bool = False,
-                width: int = 16, lr: float = 2e-3) -> LesionProbe:
-    """Train the probe on ``n_patients`` fresh phantoms (about a minute on 2 CPU cores)."""
+                width: int = 16, lr: float = 2e-3, batch: int = 64) -> LesionProbe:
+    """Train the probe on ``n_patients`` fresh phantoms (about a minute on 2 CPU cores); the
+    defaults are ``EvalConfig``'s (``probe_*``); :func:`train_probe_from_config` passes them all."""
     torch.manual_seed(seed)
     images, facts = probe_dataset(n_patients, size, seed)
     probe = LesionProbe(width)
@@ -58,7 +59,7 @@ def train_probe(size: int, n_patients: int = 2000, steps: int = 600, seed: int =
         from tqdm.auto import tqdm
         steps_iter = tqdm(steps_iter, desc="lesion probe")
     for step in steps_iter:
-        idx = torch.randint(0, n_patients, (min(64, n_patients),))
+        idx = torch.randint(0, n_patients, (min(batch, n_patients),))
         out = probe(images[idx])
         count_logits, side_logits = out["count"], out["sides"]
         loss = nn.functional.cross_entropy(count_logits, facts["count"][idx]) + \
@@ -67,6 +68,13 @@ def train_probe(size: int, n_patients: int = 2000, steps: int = 600, seed: int =
         loss.backward()
         opt.step()
     return probe.eval()
+
+
+def train_probe_from_config(cfg, progress: bool = False) -> LesionProbe:
+    """The probe every evaluation uses: image size from ``cfg.vq``, the rest from ``cfg.eval.probe_*``."""
+    e = cfg.eval
+    return train_probe(cfg.vq.resolution, e.probe_patients, e.probe_steps, seed=cfg.seed, progress=progress,
+                       width=e.probe_width, lr=e.probe_lr, batch=e.probe_batch)
 
 
 def agreement(read: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -54,8 +54,9 @@ def read_metrics(run_dir: str | Path):
     return df.groupby("step", as_index=False).first() if "step" in df else df
 
 
-def plot_curves(df, keys: Sequence[str], title: str = "", logy: bool = False):
-    """Curves of ``keys`` against the step; returns a Figure."""
+def plot_curves(df, keys: Sequence[str], title: str = "", logy: bool = False, ylabel: str | None = None):
+    """Curves of ``keys`` against the step, axes labelled and a legend; returns a Figure.
+    ``ylabel`` defaults to the key (one curve), "loss" (all losses) or "value"."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.2))
@@ -64,7 +65,10 @@ def plot_curves(df, keys: Sequence[str], title: str = "", logy: bool = False):
         if k in df:
             d = df[["step", k]].dropna()
             ax.plot(d["step"], d[k], marker="." if len(d) < 30 else None, label=k)
-    ax.set_xlabel("step"), ax.set_title(title), ax.grid(alpha=0.3), ax.legend()
+    if ylabel is None:
+        ylabel = keys[0] if len(keys) == 1 else "loss" if all("loss" in k for k in keys) else "value"
+    ax.set_xlabel("training step"), ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
+    ax.set_title(title), ax.grid(alpha=0.3), ax.legend()
     if logy:
         ax.set_yscale("log")
     fig.tight_layout()

@@ -73,7 +73,8 @@ def _anchor(box: tuple[float, float, float, float], toward: tuple[float, float])
 # stage-table group -> boxes of the diagram it trains
 GROUP_BOXES = {"abstract_adapter": {"abstract_adapter"}, "concrete_adapter": {"concrete_adapter"},
                "comp_plugin": {"comp_plugin"}, "gen_plugin": {"gen_plugin"}, "embeddings": {"embeddings"},
-               "head": {"embeddings"}, "image_rows": {"embeddings"}, "llm": {"llm", "embeddings"}}
+               "head": {"embeddings"}, "image_rows": {"embeddings"}, "image_positions": {"embeddings"},
+               "llm": {"llm", "embeddings"}}  # image_positions are added to the embeddings
 TASK_BOXES = {"comprehension": {"abstract_adapter", "comp_plugin", "answer"},
               "generation": {"concrete_adapter", "gen_plugin", "vq_decoder", "vq_encoder", "out_image"}}
 

@@ -54,4 +54,4 @@ def overlay_curves(runs: dict[str, "pd.DataFrame"], key: str, title: str = "", l
     from ..training.trainer import plot_curves
 
     frames = [df[["step", key]].rename(columns={key: label}) for label, df in runs.items() if key in df]
-    return plot_curves(pd.concat(frames, ignore_index=True), list(runs), title=title, logy=logy)
+    return plot_curves(pd.concat(frames, ignore_index=True), list(runs), title=title, logy=logy, ylabel=key)
