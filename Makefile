@@ -22,7 +22,7 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-## One GPU (issue 17): an M3 stage-3 step vs its plan, then the `small` pipeline end to end, measured
+## One GPU: an M3 stage-3 step vs its plan, then the `small` pipeline end to end, measured
 ## -> results/gpu_check_*.json (README "Checking on one GPU"). Without a GPU it stops with exit 2.
 gpu-check: $(STAMP)
 	PY=$(PY) bash scripts/gpu_check.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 17 on one GPU (README "Checking on one GPU"): first one HealthGPT-M3 stage-3 step against
+# The single-GPU check (README "Checking on one GPU"): first one HealthGPT-M3 stage-3 step against
 # its plan (a minute or two), then the `small` preset's whole pipeline in the `gpu` profile
 # (target: <= 8 minutes). One JSON per mode in $OUT (default results/):
 #   gpu_check_m3_step.json, gpu_check_pipeline.json   (schema: healthgpt_lite/bench/gpu_result.py)

@@ -1,4 +1,4 @@
-"""The bad-input suite (issue 8): every public entry point, fed something wrong, answers with
+"""The bad-input suite: every public entry point, fed something wrong, answers with
 `InputError` / `ConfigError` (both `ValueError`s) whose message names the problem, never a deep
 traceback or a silent wrong answer, and never damages what is already trained.
 

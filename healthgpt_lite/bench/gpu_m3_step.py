@@ -4,7 +4,7 @@ measured against the meta-device plan of notebook 12.
 The model is the one ``scale.build_meta_model`` plans (CLIP ViT-L/14-336 + Phi-3-mini with
 both H-LoRA plugins + the VQGAN f8-8192), built by the same ``training.pipeline.build_model``
 with random weights directly on the GPU: no download. The stage is ``stage3_comprehension``
-(paper section 3.4: the comprehension plugin and the abstract adapter train), with the
+(paper, "Three-stage Learning Strategy": the comprehension plugin and the abstract adapter train), with the
 per-GPU micro-batch of ``configs/m3_stage3.yaml`` and the plan's sample, the longest
 comprehension one (``scale/plan.py``: a report):
 
@@ -150,7 +150,7 @@ def run_m3_step(cfg: Config, device, peak_flops: float | None, warmup: int = 2, 
 
 
 def m3_targets(plan: dict, row: dict) -> list[dict]:
-    """MFU >= 40% in bf16; measured peak memory within 15% of the plan (issue 17)."""
+    """MFU >= 40% in bf16; measured peak memory within 15% of the plan (README "Checking on one GPU")."""
     from .gpu_result import target
 
     planned = plan["memory_GiB_one_gpu"]
