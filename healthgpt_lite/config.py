@@ -1,6 +1,6 @@
 """Configuration: dataclasses, named presets (model shapes) and profiles (how long to train).
 
-Two independent axes (DESIGN.md):
+Two independent axes (docs/ARCHITECTURE.md section 4):
 
 * **preset** = the model's shapes: ``tiny`` (2-core CPU), ``small`` (one GPU, minutes),
   ``m3`` (CLIP-L/14-336 + Phi-3-mini + VQGAN f8-8192, HealthGPT-M3), ``l14`` (phi-4).
@@ -48,7 +48,7 @@ class DataConfig:
 
 @dataclass
 class VisionConfig:
-    """CLIP ViT + hierarchical visual perception (REFERENCE section 1)."""
+    """CLIP ViT + hierarchical visual perception (docs/PAPERS.md section 1)."""
 
     image_size: int = 64
     patch_size: int = 8
@@ -83,7 +83,7 @@ class VisionConfig:
 
 @dataclass
 class VQConfig:
-    """taming-transformers VQGAN (REFERENCE section 1: f8-8192 for the real presets)."""
+    """taming-transformers VQGAN (docs/PAPERS.md section 1: f8-8192 for the real presets)."""
 
     resolution: int = 64
     in_channels: int = 3
@@ -155,7 +155,7 @@ class ImageTokensConfig:
 
 @dataclass
 class PluginConfig:
-    """One H-LoRA task plugin (REFERENCE section 2): k experts of rank r, stored fused."""
+    """One H-LoRA task plugin (docs/PAPERS.md section 2): k experts of rank r, stored fused."""
 
     rank: int = 16  # total rank r*k of the fused A/B matrices
     experts: int = 4  # k
@@ -224,7 +224,7 @@ class TrainConfig:
     precision: str = "32-true"  # "bf16-mixed" in the gpu / full profiles
     num_workers: int = 0
     log_every_n_steps: int = 10
-    # the three stages (REFERENCE section 3): steps and per-device batch sizes per stage and task
+    # the three stages (docs/PAPERS.md section 3): steps and per-device batch sizes per stage and task
     stage1_comprehension_steps: int = 300
     stage1_generation_steps: int = 400
     stage2_steps: int = 150
@@ -245,7 +245,7 @@ class TrainConfig:
 @dataclass
 class QilinConfig:
     """Qilin-Med-VL's two-stage recipe beside HealthGPT's comprehension plugin, on the Chinese
-    records (REFERENCE section 5, notebook 11). Both recipes get these step budgets (batch:
+    records (docs/PAPERS.md section 5, notebook 11). Both recipes get these step budgets (batch:
     ``train.comp_batch_size``, learning rates x ``train.lr_scale``), so only the recipe differs."""
 
     # cpu-sized (notebook 11 in ``cpu`` within ~10 min on 2 cores; both recipes learn clearly by then)
@@ -255,7 +255,7 @@ class QilinConfig:
 
 @dataclass
 class AblationConfig:
-    """``reproduce --ablations`` / notebook 10: the paper's ablations in miniature (REFERENCE
+    """``reproduce --ablations`` / notebook 10: the paper's ablations in miniature (docs/PAPERS.md
     section 4). Every row of a table gets the same data, seeds, steps and total rank."""
 
     step_fraction: float = 0.25  # each ablation stage trains this fraction of its train.*_steps (>= 1 step)

@@ -1,7 +1,7 @@
 """Run a notebook with papermill in its own process, with a time limit, measuring wall time
 and peak memory, and judging it strictly. Used by the test harness and by the exercise grader.
 
-papermill facts this is built around (DESIGN.md):
+papermill facts this is built around (docs/ARCHITECTURE.md section 6):
 * an unknown ``-p`` name only warns, so parameters are checked against the notebook's
   ``parameters`` cell first (:func:`check_parameters`);
 * any error output fails the run, even one in a ``raises-exception`` cell;

@@ -29,7 +29,7 @@ def reproduce_qilin(cfg: Config, artifacts_dir: str | Path | None = None, out_di
                                 "batch": cfg.train.comp_batch_size, "lr_scale": cfg.train.lr_scale}
     report.text(f"Preset `{cfg.preset}`, profile `{cfg.profile}`, seed {cfg.seed}. Both recipes: "
                 f"{cfg.qilin.stage1_steps} + {cfg.qilin.stage2_steps} steps of batch {cfg.train.comp_batch_size} "
-                f"on the Chinese records (REFERENCE section 5; notebook 11). Every number below comes from this run.")
+                f"on the Chinese records (docs/PAPERS.md section 5; notebook 11). Every number below comes from this run.")
     print("[reproduce --recipe qilin] training or loading both recipes ...", flush=True)
     started = time.time()
     result = compare_recipes(cfg, art, progress=True)

@@ -51,7 +51,7 @@ def step_llm(cfg: Config, art: Path, report: Report) -> None:
 
 
 def step_stages(cfg: Config, art: Path) -> tuple[list[dict], dict[str, Path]]:
-    """The three stages of one seed (paper section 3.4), each load-or-train: table rows, artifacts."""
+    """The three stages of one seed (paper, "Three-stage Learning Strategy"), each load-or-train: table rows, artifacts."""
     from .training.pipeline import ensure_stages
 
     paths = ensure_stages(cfg, artifacts_dir=art, progress=True)

@@ -61,10 +61,10 @@ architecture_figure(title="HealthGPT: one LLM, two task plugins (nothing highlig
 #
 # | idea | what it does | paper | here |
 # |---|---|---|---|
-# | **Hierarchical visual perception (HVP)** | generation reads a *shallow* ViT layer (`hidden_states[1]`: detail), comprehension a *deep* one (`hidden_states[-2]`: meaning); each has its own `mlp2x_gelu` adapter | §3.2 | `healthgpt_lite/vision/` · notebook 02 |
-# | **VQ image tokens** | a taming VQGAN maps images ↔ code grids; codes are new LLM words | §3.1 | `healthgpt_lite/vq/` · notebook 03 |
-# | **H-LoRA** | per task a *plugin* of k LoRA experts stored as one fused pair of matrices, mixed per token by a router; the task picks the plugin (a hard switch) | §3.3 | `healthgpt_lite/lora/` · notebook 05 |
-# | **Three-stage learning (TLS)** | 1: align each adapter (and the generation plugin), 2: tune word embeddings + head on a mix, 3: task-specific plugins | §3.4 | `healthgpt_lite/training/` · notebooks 06-08 |
+# | **Hierarchical visual perception (HVP)** | generation reads a *shallow* ViT layer (`hidden_states[1]`: detail), comprehension a *deep* one (`hidden_states[-2]`: meaning); each has its own `mlp2x_gelu` adapter | "Hierarchical Visual Perception"; docs/PAPERS.md §1 | `healthgpt_lite/vision/` · notebook 02 |
+# | **VQ image tokens** | a taming VQGAN maps images ↔ code grids; codes are new LLM words | "Unified Autoregressive Generation"; docs/PAPERS.md §1 | `healthgpt_lite/vq/` · notebook 03 |
+# | **H-LoRA** | per task a *plugin* of k LoRA experts stored as one fused pair of matrices, mixed per token by a router; the task picks the plugin (a hard switch) | "Heterogeneous Knowledge Adaptation"; docs/PAPERS.md §2 | `healthgpt_lite/lora/` · notebook 05 |
+# | **Three-stage learning (TLS)** | 1: align each adapter (and the generation plugin), 2: tune word embeddings + head on a mix, 3: task-specific plugins | "Three-stage Learning Strategy"; docs/PAPERS.md §3 | `healthgpt_lite/training/` · notebooks 06-08 |
 #
 # Why two plugins instead of one adapter? The paper's motivation: adding generation data to
 # comprehension training *hurts* comprehension and vice versa, so the two kinds of knowledge

@@ -22,7 +22,7 @@
 # 5. load real DICOM slices through the same `load_image`, and see bad files rejected clearly.
 #
 # HealthGPT trains on VL-Health (≈766k comprehension + 783k generation samples, 11 modalities);
-# REFERENCE §4. None of it can be downloaded here, so we make our own, with the same *shape*.
+# docs/PAPERS.md §4. None of it can be downloaded here, so we make our own, with the same *shape*.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing

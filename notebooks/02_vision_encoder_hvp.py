@@ -24,7 +24,7 @@
 # 6. pass visual tokens through the two task adapters (`mlp2x_gelu`) and a real CT slice
 #    through the whole vision path.
 #
-# REFERENCE §1; HealthGPT paper §3.1 ("hierarchical visual perception", "task-specific adapters").
+# docs/PAPERS.md §1; HealthGPT paper, "Hierarchical Visual Perception".
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
@@ -121,7 +121,7 @@ pd.DataFrame(retrieval_rows(scores)).round(3)
 # HuggingFace's CLIP returns `L + 1` hidden states: `hidden_states[0]` is the patch embedding
 # (after CLIP's `pre_layrnorm`), `hidden_states[i]` the output of block `i`. HVP picks
 #
-# | task | reads | why (paper §3.1) |
+# | task | reads | why (paper, HVP) |
 # |---|---|---|
 # | generation | `hidden_states[1]` ("concrete") | close to the pixels: what redrawing an image needs |
 # | comprehension | `hidden_states[-2]` ("abstract") | LLaVA's choice: semantic, before CLIP's last, loss-specific block |

@@ -21,7 +21,7 @@
 #    and see what the tokenizer does to a real CT slice it never saw;
 # 5. load the *real* HealthGPT tokenizer (taming f8-8192, Gumbel) from a local checkpoint.
 #
-# REFERENCE §1: HealthGPT generates an image as `<start_index>` + 1024 `<idx_*>` tokens +
+# docs/PAPERS.md §1: HealthGPT generates an image as `<start_index>` + 1024 `<idx_*>` tokens +
 # `<end_index>`; a frozen VQGAN (Esser et al. 2021) turns those indices back into pixels.
 
 # %% tags=["parameters"]
@@ -164,7 +164,7 @@ print(f"{len(sentence)} tokens:", "".join(text_tok.convert_ids_to_tokens(sentenc
 # ## Reconstructions of every modality, with their scores
 #
 # PSNR (dB, higher is better; +6 dB halves the error) and SSIM (structural similarity, 1 =
-# identical) are HealthGPT's generation metrics (REFERENCE §4). A tokenizer caps what the whole
+# identical) are HealthGPT's generation metrics (docs/PAPERS.md §4). A tokenizer caps what the whole
 # model can reach: an LLM that predicts every token perfectly still only produces the
 # tokenizer's reconstruction.
 

@@ -21,7 +21,7 @@
 # 4. constrain decoding so that *every* generation decodes to an image, instead of scraping
 #    digits out of free text as the released code does.
 #
-# REFERENCE §1 and §6; paper §3.1.
+# docs/PAPERS.md §1 and §6; HealthGPT paper, "Unified Autoregressive Generation".
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
@@ -98,7 +98,7 @@ for q in ["How many lesions are there?", "What imaging modality was used for thi
 # ## New words for image codes, initialised at the mean
 #
 # `extend_vocabulary` appends one row per new token to the input embeddings **and** to the
-# output head, each equal to the mean of the old rows (REFERENCE §1). Let us look at the
+# output head, each equal to the mean of the old rows (docs/PAPERS.md §1). Let us look at the
 # consequence: for any input, *every* `<idx_k>` gets exactly the same logit.
 
 # %%

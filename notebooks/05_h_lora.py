@@ -21,7 +21,7 @@
 # 5. count a plugin's trainable weights for the tiny and the real HealthGPT-M3 shapes without
 #    allocating them, and measure what the fused form buys in training speed and memory.
 #
-# HealthGPT adapts a frozen LLM with **H-LoRA** (paper section 3.2, REFERENCE §2): in every linear
+# HealthGPT adapts a frozen LLM with **H-LoRA** (paper, "Heterogeneous Knowledge Adaptation"; docs/PAPERS.md §2): in every linear
 # layer, each task (comprehension, generation) owns a *plugin* of k low-rank experts mixed per
 # token by a router, and the task type picks the plugin: a hard switch, because training one
 # adapter on both tasks makes each task hurt the other.
@@ -477,7 +477,7 @@ for size, d in bench.groupby("size", sort=False):
 #
 #    <details><summary>Answer</summary>
 #
-#    Introduction; REFERENCE §2.
+#    the paper's Introduction (Figure 2); docs/PAPERS.md §2 and §4.
 #
 #    </details>
 #

@@ -21,7 +21,7 @@
 # 4. run stage 1 (load-or-train), read its curves, and see what it changes in the model's
 #    reports and reconstructions.
 #
-# Paper §3.4 "three-stage learning strategy"; REFERENCE §3.
+# HealthGPT paper, "Three-stage Learning Strategy"; docs/PAPERS.md §3.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing

@@ -18,7 +18,7 @@
 #    plugin, adapter and ViT layer; the embeddings and head are shared);
 # 3. look inside the learned image vocabulary: do the `<idx_k>` embeddings mirror the VQ codebook?
 #
-# Paper §3.4; REFERENCE §3.
+# HealthGPT paper, "Three-stage Learning Strategy"; docs/PAPERS.md §3.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing

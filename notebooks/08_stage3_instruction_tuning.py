@@ -18,7 +18,7 @@
 #    after instruction tuning;
 # 3. switch a trained model between tasks in place and check that switching back restores it.
 #
-# Paper §3.4; REFERENCE §2-3.
+# HealthGPT paper, "Three-stage Learning Strategy"; docs/PAPERS.md §2-3.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing
@@ -42,7 +42,7 @@ run
 # questions) and reports; generation trains the generation plugin and the concrete adapter on
 # CT→MRI, MRI→CT, 4× super-resolution, reconstruction and report→X-ray. Each starts from the
 # stage-2 model and writes only its own groups, so the final model simply holds both results:
-# this is the point of *heterogeneous* plugins (paper §3.3): no task's update can overwrite the
+# this is the point of *heterogeneous* plugins (paper, "Heterogeneous Knowledge Adaptation"): no task's update can overwrite the
 # other's knowledge.
 
 # %%

@@ -21,7 +21,7 @@
 #    and explain why a one-to-many task is sampled, not decoded greedily;
 # 4. use the model interactively on phantoms and on real DICOM slices.
 #
-# REFERENCE §4.
+# docs/PAPERS.md §4.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing

@@ -21,7 +21,7 @@
 #    shared adapter lets one task's data pull the other task's weights;
 # 4. reuse the cached runs of `python -m healthgpt_lite reproduce --ablations`, or train them here.
 #
-# Paper §4 (Tables 4, 5, 10) and §1 (the motivation); REFERENCE §2 and §4.
+# HealthGPT paper, "In-Depth Study" (Tables 4 and 5; Table 10 in the appendix) and the Introduction (Figure 2, the motivation); docs/PAPERS.md §2 and §4.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing

@@ -20,7 +20,7 @@
 #    cannot do that;
 # 4. argue which design to pick for a given job, and at which model size the answer changes.
 #
-# REFERENCE §5 (Qilin-Med-VL), §2-3 (H-LoRA, three stages); Qilin-Med-VL paper §3.
+# docs/PAPERS.md §5 (Qilin-Med-VL), §2-3 (H-LoRA, three stages); Qilin-Med-VL paper §3.
 
 # %% tags=["parameters"]
 PROFILE = "cpu"  # cpu: the learning run (reuses `make reproduce` artifacts) | smoke: CI, learns nothing

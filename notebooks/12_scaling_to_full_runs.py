@@ -82,7 +82,7 @@ print("embedding rows:", m3.llm.get_input_embeddings().weight.shape[0],
 print("all parameters on meta:", all(p.is_meta for p in m3.parameters()))
 
 # %% [markdown]
-# One row more than REFERENCE's 40206: this project keeps `<image>` as a real token (its
+# One row more than the paper's 40206 (docs/PAPERS.md §1): this project keeps `<image>` as a real token (its
 # position receives the 576 visual tokens), where HealthGPT uses the out-of-vocabulary id -200.
 #
 # ## What each stage trains, against the released HealthGPT
@@ -110,7 +110,7 @@ plan[["trains", "trainable", "requires_grad", "released", "released_what"]].styl
     {"trainable": M, "requires_grad": M, "released": M})
 
 # %% [markdown]
-# Reading it against REFERENCE §2:
+# Reading it against docs/PAPERS.md §2:
 #
 # * **M3 comprehension**: 102.9M (H-LoRA, r·k = 64 on every `qkv_proj, o_proj, gate_up_proj,
 #   down_proj` of 32 layers: A, B and the router) + 12.6M (the `mlp2x_gelu` projector,
@@ -201,7 +201,7 @@ for name, ns in parsed.items():
 pd.DataFrame(rows).set_index(["config", "stage"])
 
 # %% [markdown]
-# The global batches are the paper's (256 / 64, 32, 128 / 64; REFERENCE §3). The L14 strategy is
+# The global batches are the paper's (256 / 64, 32, 128 / 64; docs/PAPERS.md §3). The L14 strategy is
 # Lightning's `FSDPStrategy`, built here from the YAML exactly as `fit` builds it:
 
 # %%
@@ -310,7 +310,7 @@ else:
 # %% [markdown]
 # ## Scoring a benchmark
 #
-# The benchmarks' headline is closed-question accuracy (REFERENCE §4: VQA-RAD 73.7 for M3);
+# The benchmarks' headline is closed-question accuracy (docs/PAPERS.md §4: VQA-RAD 73.7 for M3);
 # open questions get exact match and word recall. `benchmark` scores a converted test split,
 # from a trained model or from a file of answers made elsewhere. Here: the model above (random
 # stand-in weights, a few dozen steps at most), on the converted test split. Its numbers are

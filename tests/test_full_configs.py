@@ -21,7 +21,7 @@ from healthgpt_lite.training.stages import STAGES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FULL = sorted(p.name for p in CONFIGS.glob("*_stage*.yaml"))
-# REFERENCE section 3 (M3; L14 uses the same): global batch per stage and task (stage 2: both, 16 + 16)
+# docs/PAPERS.md section 3 (M3; L14 uses the same): global batch per stage and task (stage 2: both, 16 + 16)
 GLOBAL_BATCH = {"stage1_comprehension": 256, "stage1_generation": 64, "stage3_comprehension": 128,
                 "stage3_generation": 64}
 

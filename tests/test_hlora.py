@@ -1,5 +1,5 @@
 """H-LoRA layers: the fused form equals the expert loop and (k=1) peft's LoRA; plugins start as
-no-ops, switch in place, and only the active one receives gradients (REFERENCE section 2)."""
+no-ops, switch in place, and only the active one receives gradients (docs/PAPERS.md section 2)."""
 import pytest
 import torch
 from peft import LoraConfig, inject_adapter_in_model

@@ -48,7 +48,7 @@ def test_qilin_stages_train_the_projector_then_the_whole_llm():
     assert trainable_ids(model, QILIN_STAGES["qilin_stage1"]) == projector
     assert trainable_ids(model, QILIN_STAGES["qilin_stage2"]) == projector | llm  # every LLM weight: a full fine-tune
     assert not any(p.requires_grad for p in model.adapters["generation"].parameters())
-    assert QILIN_STAGES["qilin_stage1"].lrs == {"abstract_adapter": 1e-3}  # REFERENCE section 5
+    assert QILIN_STAGES["qilin_stage1"].lrs == {"abstract_adapter": 1e-3}  # docs/PAPERS.md section 5
     assert QILIN_STAGES["qilin_stage2"].lrs == {"abstract_adapter": 2e-5, "llm": 2e-5}
 
 

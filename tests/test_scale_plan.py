@@ -28,7 +28,7 @@ def test_m3_is_built_on_meta_with_the_real_shapes(m3):
     cfg, built = m3
     model = built.model
     assert all(p.is_meta for p in model.parameters()) and all(p.is_meta for p in built.vq.parameters())
-    # Phi-3-mini: 32011 tokenizer entries + <image> + 8195 image tokens (REFERENCE section 1: 40206 without <image>)
+    # Phi-3-mini: 32011 tokenizer entries + <image> + 8195 image tokens (docs/PAPERS.md section 1: 40206 without <image>)
     assert len(built.vocabulary) == 40207 and model.llm.get_input_embeddings().weight.shape == (40207, 3072)
     assert model.llm.get_output_embeddings().weight.shape == (40207, 3072)
     assert model.block.start == 32012 and model.block.n_codes == 8192 and model.block.end == 40205
@@ -42,7 +42,7 @@ def test_m3_is_built_on_meta_with_the_real_shapes(m3):
 def test_m3_trainable_parameters_match_the_released_plugins(m3, m3_plan):
     _, built = m3
     llm = built.model.llm
-    # REFERENCE section 2: comprehension H-LoRA + projector about 115M; generation H-LoRA about 405M
+    # docs/PAPERS.md section 2: comprehension H-LoRA + projector about 115M; generation H-LoRA about 405M
     assert count_plugin_parameters(llm, "comprehension") == 102_891_520
     assert count_plugin_parameters(llm, "generation") == 404_881_408
     assert m3_plan["stage3_comprehension"]["trainable"] == 102_891_520 + 12_589_056

@@ -72,7 +72,7 @@ print(f"{v.num_layers} blocks -> {len(hidden)} hidden states, each {tuple(hidden
 # %% [markdown]
 # ## Q1 · Let the probes choose the layers
 #
-# HVP (paper §3.1) gives each task **one** hidden state, with no fusion: generation wants
+# HVP (paper, "Hierarchical Visual Perception") gives each task **one** hidden state, with no fusion: generation wants
 # *concrete* features (detail, to redraw the image), comprehension *abstract* ones (meaning, to
 # answer about it). The paper fixes the two layers by that argument. Here you let measurements
 # decide. A **linear probe** fits a ridge regression on one hidden state's frozen tokens and

@@ -19,7 +19,7 @@
 # 4. put the pieces together in the `(B, D, h, w)` layout of a VQGAN and match the project's
 #    quantizer exactly, then watch a toy tokenizer fail without the straight-through estimator.
 #
-# HealthGPT writes images as VQ codes (REFERENCE §1; van den Oord et al. 2017, "Neural Discrete
+# HealthGPT writes images as VQ codes (docs/PAPERS.md §1; van den Oord et al. 2017, "Neural Discrete
 # Representation Learning"); the project's quantizer is `healthgpt_lite/vq/quantizer.py` and
 # notebook 03 trains the tokenizer. Write the code where a cell says `return None  # your code
 # here`, run the `check()` cell below it, and use `q1.hint()` (then `q1.hint(2)`) /

@@ -44,7 +44,7 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2, q3 = load_questions("03_hlora_forward", globals(), strict=STRICT)
 
 # %% [markdown]
-# ## The layout (REFERENCE §2, paper §3.2)
+# ## The layout (docs/PAPERS.md §2; HealthGPT paper, "Heterogeneous Knowledge Adaptation")
 #
 # One H-LoRA plugin on a linear layer `d_in → d_out` has k experts of rank r, stored **fused**,
 # with the shapes `nn.Linear` gives its weights:

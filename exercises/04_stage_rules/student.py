@@ -43,7 +43,7 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2 = load_questions("04_stage_rules", globals(), strict=STRICT)
 
 # %% [markdown]
-# ## The stage table (REFERENCE §3, paper §3.4)
+# ## The stage table (docs/PAPERS.md §3; HealthGPT paper, "Three-stage Learning Strategy")
 #
 # HealthGPT never trains the frozen CLIP ViT or the LLM's base weights. Each of its three
 # stages trains a few small **parameter groups**, and the project keeps that decision as data,

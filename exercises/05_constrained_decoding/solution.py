@@ -48,7 +48,7 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 # and the end-of-turn token `<|end|>`. The VQGAN decoder needs **exactly** h·w codes.
 #
 # The released code lets the LLM write freely and *scrapes digits* out of the decoded text to
-# rebuild the indices (REFERENCE §6): one stray word, or one code too few, and the image is
+# rebuild the indices (docs/PAPERS.md §6): one stray word, or one code too few, and the image is
 # broken. The fix is to forbid, at each step, every token that cannot come next. A
 # `LogitsProcessor` sets their logits to −∞ before sampling, so they have probability 0.
 #
@@ -222,7 +222,7 @@ fig
 # <details><summary>2. What goes wrong when the digits of generated text are scraped into
 # indices, as the released code does?</summary>
 #
-# One stray or missing token shifts or breaks the 1024 codes; REFERENCE §6.
+# One stray or missing token shifts or breaks the 1024 codes; docs/PAPERS.md §6.
 # </details>
 #
 # <details><summary>3. With sampling at temperature 1, can the constrained model still write

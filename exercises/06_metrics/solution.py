@@ -17,7 +17,7 @@
 # 3. normalise free-text VQA answers so that "Yes." and "是" count as the same answer, and see
 #    how much an unnormalised exact match under-counts.
 #
-# HealthGPT reports SSIM / PSNR / MSE for generation and accuracy for comprehension (REFERENCE
+# HealthGPT reports SSIM / PSNR / MSE for generation and accuracy for comprehension (docs/PAPERS.md
 # §4); the project's versions are in `healthgpt_lite/eval/metrics.py`. Write the code where a
 # cell says `return None  # your code here`, run the `check()` cell below it, and use
 # `q1.hint()` (then `q1.hint(2)`) / `q1.solution()` when stuck. A blank answer does not stop the

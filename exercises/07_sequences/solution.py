@@ -44,7 +44,7 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2 = load_questions("07_sequences", globals(), strict=STRICT)
 
 # %% [markdown]
-# ## The pieces (REFERENCE §1)
+# ## The pieces (docs/PAPERS.md §1)
 #
 # Every example is one turn of the Phi-3 chat template. The template's fixed text and the
 # special token ids come from the project; the tokenizer is the tiny preset's:

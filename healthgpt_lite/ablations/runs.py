@@ -1,4 +1,4 @@
-"""The paper's ablations in miniature, as data (REFERENCE section 4; paper Tables 4, 5 and 10).
+"""The paper's ablations in miniature, as data (docs/PAPERS.md section 4; paper Tables 4, 5 and 10).
 
 A **run** is one way to train the tiny HealthGPT: a *recipe* plus dotted config overrides. A
 **table** asks one question and lists its rows: a label, the run, and the paper's numbers (M3)
@@ -44,7 +44,7 @@ METRICS = {
     "train_s": "training seconds of the stages the row trains",
     "time_vs_lora": "training time relative to the LoRA row (same seed)",
 }
-# The paper's relative training times (REFERENCE section 4: Table 4 at k = 4, Table 10 otherwise)
+# The paper's relative training times (docs/PAPERS.md section 4: Table 4 at k = 4, Table 10 otherwise)
 PAPER_TIME = {"moelora": {2: 1.22, 4: 1.49, 8: 2.09, 32: 5.81}, "hlora": {2: 0.99, 4: 1.00, 8: 0.99, 32: 1.01}}
 
 
@@ -124,7 +124,7 @@ def tables(cfg: Config) -> list[Table]:
         "hvp", "4. Hierarchical visual perception: which ViT layer for which task",
         f"Is the paper's choice (generation reads hidden_states[{v.gen_layer}], comprehension "
         f"hidden_states[{v.comp_layer}]) better than one layer for both?",
-        "paper section 3.1 (the design; no numbers in REFERENCE)",
+        "paper, 'Hierarchical Visual Perception' and Figure 6 (curves, no table)",
         (Row(f"paper: gen hs[{v.gen_layer}], comp hs[{v.comp_layer}]", reference),
          Row(f"both deep: hs[{v.comp_layer}]", Run("hvp_both_deep", "three_stage", (("vision.gen_layer", v.comp_layer),))),
          Row(f"both shallow: hs[{v.gen_layer}]",
@@ -133,7 +133,7 @@ def tables(cfg: Config) -> list[Table]:
     conflict = Table(
         "conflict", "5. Task conflict",
         "Does comprehension suffer as generation data is added to the same LoRA, and do separate plugins "
-        "prevent it?", "paper section 1 (the motivation; no numbers in REFERENCE)",
+        "prevent it?", "paper, Introduction, Figure 2 (the motivation; no table)",
         tuple(Row(f"{'shared' if share else 'separate'}, +{p:g} gen", conflict_run(cfg, p, share))
               for share in (True, False) for p in a.gen_mix),
         ("closed", "open", "gen_val_loss"), all_seeds=True)

@@ -16,7 +16,7 @@ Summed over the N weights every token multiplies with, N_trained of which train:
     linear FLOPs per step = (2 N  +  2 N  +  2 N_trained) x tokens
 
 The textbook "6 N tokens" assumes every weight trains. HealthGPT's stages train adapters,
-H-LoRA plugins or embedding rows on a frozen LLM (paper section 3.4), so N_trained is a few
+H-LoRA plugins or embedding rows on a frozen LLM (paper, "Three-stage Learning Strategy"), so N_trained is a few
 percent of N and a step costs about 4 N tokens: counting 6 would inflate MFU by ~1.5x.
 
 Attention scores, per sequence of T tokens, per layer, d = query heads x head dim:

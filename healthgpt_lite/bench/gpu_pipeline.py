@@ -5,11 +5,11 @@ Nothing is re-implemented: the same functions ``make reproduce`` runs, in the sa
 ``training.pipeline.ensure_prerequisites`` and ``ensure_stages``:
 
     data          data.generate.ensure_dataset        VL-Health-lite (2000 patients in ``gpu``)
-    clip_lite     vision.ensure_clip_lite             the ViT learns to see (paper section 3.1 uses CLIP)
+    clip_lite     vision.ensure_clip_lite             the ViT learns to see (the paper uses CLIP)
     vq            vq.ensure_vq                        the VQ tokenizer of the generated images
     llm_lite      training.llm_pretrain.ensure_llm_lite   the LLM learns the corpus' language
     features      training.features.ensure_features   frozen ViT features and VQ codes, cached
-    stage1_* .. stage3_*   training.pipeline.run_stage   the three stages (paper section 3.4),
+    stage1_* .. stage3_*   training.pipeline.run_stage   the three stages (paper, "Three-stage Learning Strategy"),
                   each with a ``StepMeter`` inside its Lightning fit (tokens/s, FLOPs, MFU)
     evaluation    reproduce_steps.evaluate_seed        test-split metrics and every baseline
 

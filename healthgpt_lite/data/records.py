@@ -95,7 +95,7 @@ def image_name(p: Patient, modality: str, low_res: bool = False) -> str:
 
 
 def patient_records(p: Patient, split: str, languages: Iterable[str], sr_factor: int, seed: int = 0) -> list[dict]:
-    """Every task's records for one patient (REFERENCE section 4, DESIGN "synthetic data set").
+    """Every task's records for one patient (docs/PAPERS.md section 4; README "VL-Health-lite").
 
     Per modality: 2 yes/no + 1 multiple choice (closed), 4 open questions, 1 report, each in a
     language drawn at random. Generation: CT->MRI, MRI->CT, 4x super-resolution (CT, MRI),

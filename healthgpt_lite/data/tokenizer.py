@@ -6,7 +6,7 @@
 * ``m3`` / ``l14``: Phi-3's (or phi-4's) own tokenizer from a local path, to which
   :func:`add_healthgpt_tokens` adds exactly the same special tokens.
 
-The image-token block (REFERENCE section 1) is ``<start_index>``, ``<idx_0>`` ...
+The image-token block (docs/PAPERS.md section 1) is ``<start_index>``, ``<idx_0>`` ...
 ``<idx_{N-1}>``, ``<end_index>`` and an unused ``<pixel_newline>``: N + 3 tokens, N = the VQ
 codebook size. ``<idx_k>`` ids are contiguous, so code k <-> token id ``first_idx + k``.
 """
@@ -26,7 +26,7 @@ CHAT_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]  # Phi-3's 
 IMAGE_TOKEN = "<image>"  # where the projected visual tokens go in a prompt
 START_INDEX, END_INDEX, PIXEL_NEWLINE = "<start_index>", "<end_index>", "<pixel_newline>"
 SYSTEM_PROMPT = "You are a helpful AI assistant."
-# The Phi-3 chat template (REFERENCE section 1), as a Jinja template for apply_chat_template.
+# The Phi-3 chat template (docs/PAPERS.md section 1), as a Jinja template for apply_chat_template.
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"

@@ -1,4 +1,4 @@
-"""Scores on the real medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA), REFERENCE section 4.
+"""Scores on the real medical VQA benchmarks (VQA-RAD, SLAKE, PathVQA), docs/PAPERS.md section 4.
 
 Input: the benchmark's test split converted to LLaVA JSON (``data/convert.py``: every record
 carries ``question_type`` yes_no / choice / open and ``answer_type`` closed / open, as the data

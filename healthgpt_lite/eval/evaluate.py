@@ -1,4 +1,4 @@
-"""Evaluate a trained HealthGPT on a split of VL-Health-lite (paper section 4).
+"""Evaluate a trained HealthGPT on a split of VL-Health-lite (HealthGPT paper, "Experiments"; docs/PAPERS.md section 4).
 
 Comprehension: closed-question accuracy and open-question exact match, per question type,
 modality and language; BLEU-4 / ROUGE-L of reports; beside them the majority answer, the blind

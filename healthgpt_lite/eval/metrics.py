@@ -1,4 +1,4 @@
-"""The metrics of REFERENCE section 4: comprehension accuracy (closed), normalised exact match
+"""The metrics of docs/PAPERS.md section 4: comprehension accuracy (closed), normalised exact match
 (open), BLEU / ROUGE-L (reports); generation SSIM / PSNR / MSE, each per task.
 
 Images are compared as float tensors in [0, 1] (data range 1), single channel: the phantoms are

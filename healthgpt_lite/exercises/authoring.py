@@ -1,4 +1,4 @@
-"""Author once, hand out a generated copy (nbgrader's convention, DESIGN.md).
+"""Author once, hand out a generated copy (nbgrader's convention, docs/ARCHITECTURE.md section 6).
 
 Each exercise is one folder ``exercises/NN_name/`` holding ``solution.py``, a jupytext percent
 notebook whose answer code sits between marker lines::

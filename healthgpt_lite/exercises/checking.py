@@ -4,7 +4,7 @@ A :class:`Question` names the function the student writes in the notebook (``nam
 function: to ask for a constant, ask for a function that returns it), the
 project's own implementation with the same signature (``reference``), test cases, and a
 ``compare`` that explains a wrong result *without* giving the answer away. ``check()`` answers
-one of three verdicts (the nbgrader / otter / Kaggle-learntools convention, DESIGN.md):
+one of three verdicts (the nbgrader / otter / Kaggle-learntools convention, docs/ARCHITECTURE.md section 6):
 
 * **correct**: the answer matches the reference on every case;
 * **incorrect**: the first case where it does not, with a reason ("shape (2, 5) but expected

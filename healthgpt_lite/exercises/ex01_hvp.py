@@ -1,4 +1,4 @@
-"""Checkers of exercise 01 (hierarchical visual perception, REFERENCE section 1, paper section 3.1).
+"""Checkers of exercise 01 (hierarchical visual perception, docs/PAPERS.md section 1; HealthGPT paper, "Hierarchical Visual Perception").
 
 q1 ``choose_hvp_layers(rows) -> {"generation": l, "comprehension": l}``: HVP's layer per task
    chosen from linear-probe results, checked against ``vision/probes.py:choose_hvp_layers`` on

@@ -1,4 +1,4 @@
-"""Checkers of exercise 02 (vector quantization, REFERENCE section 1; van den Oord et al. 2017).
+"""Checkers of exercise 02 (vector quantization, docs/PAPERS.md section 1; van den Oord et al. 2017).
 
 q1 ``nearest_code(flat, codebook) -> (M,)``: index of the nearest code of each row, checked
    against ``vq/quantizer.py:VectorQuantizer.nearest`` and a brute-force ``torch.cdist``

@@ -1,4 +1,4 @@
-"""Checkers of exercise 03 (the H-LoRA forward pass, REFERENCE section 2, paper section 3.2).
+"""Checkers of exercise 03 (the H-LoRA forward pass, docs/PAPERS.md section 2; HealthGPT paper, "Heterogeneous Knowledge Adaptation").
 
 All three take the weights as ``nn.Linear`` stores them: ``A`` (r*k, d_in), ``B`` (d_out, r*k),
 ``router`` (k, d_in), in float64, and compare with the package's modules built with the same

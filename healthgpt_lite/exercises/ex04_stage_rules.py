@@ -1,4 +1,4 @@
-"""Checkers of exercise 04 (what trains in each stage, REFERENCE section 3, paper section 3.4).
+"""Checkers of exercise 04 (what trains in each stage, docs/PAPERS.md section 3; HealthGPT paper, "Three-stage Learning Strategy").
 
 q1 ``set_trainable(model, groups, trains) -> None``: ``requires_grad`` on exactly the parameters
    of the stage's groups (a row of ``training/stages.py:STAGES``), checked on
@@ -22,7 +22,7 @@ from ..training.stages import ORDER, STAGES, TASKS
 from .checking import Case, Question
 
 EXERCISE = "04_stage_rules"
-PHI3_TEXT_VOCAB = 32011  # Phi-3-mini's vocabulary before the 8195 image tokens (REFERENCE section 1)
+PHI3_TEXT_VOCAB = 32011  # Phi-3-mini's vocabulary before the 8195 image tokens (docs/PAPERS.md section 1)
 
 
 # ----------------------------------------------------------------------------- q1
@@ -64,7 +64,7 @@ class ShapedHealthGPT(nn.Module):
 
 
 def _plugin(linears: list[nn.Linear], rank: int, experts: int) -> nn.ParameterList:
-    """A (r*k, d_in), B (d_out, r*k), router (k, d_in) per wrapped linear (REFERENCE section 2)."""
+    """A (r*k, d_in), B (d_out, r*k), router (k, d_in) per wrapped linear (docs/PAPERS.md section 2)."""
     params = []
     for lin in linears:
         params += [nn.Parameter(torch.empty(rank, lin.in_features)), nn.Parameter(torch.empty(lin.out_features, rank)),

@@ -1,4 +1,4 @@
-"""Checkers of exercise 05 (constrained image decoding, REFERENCE sections 1 and 6).
+"""Checkers of exercise 05 (constrained image decoding, docs/PAPERS.md sections 1 and 6).
 
 q1 ``allowed_next_tokens(input_ids, vocab_size, block, n_tokens, end_turn) -> (B, V) bool``:
    which tokens may come next in each row, checked against

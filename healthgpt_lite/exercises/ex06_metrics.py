@@ -1,4 +1,4 @@
-"""Checkers of exercise 06 (evaluation metrics, REFERENCE section 4).
+"""Checkers of exercise 06 (evaluation metrics, docs/PAPERS.md section 4).
 
 q1 ``psnr(pred, target, data_range=1.0) -> (B,)`` and q2 ``ssim(pred, target, data_range=1.0)
 -> (B,)`` on (B, 1, H, W) images in [0, 1], checked against torchmetrics (the project's

@@ -1,4 +1,4 @@
-"""Checkers of exercise 07 (multimodal sequences, REFERENCE section 1): what the language model
+"""Checkers of exercise 07 (multimodal sequences, docs/PAPERS.md section 1): what the language model
 reads and what it is trained to predict.
 
 q1 ``encode_example(tokenizer, user, n_visual, answer=None, image_codes=None, generation=False)

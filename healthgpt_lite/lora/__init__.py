@@ -1,4 +1,4 @@
-"""H-LoRA (REFERENCE section 2): task plugins in every linear layer of the LLM, and its baselines.
+"""H-LoRA (docs/PAPERS.md section 2): task plugins in every linear layer of the LLM, and its baselines.
 
 * :class:`HLoRALinear`: fused H-LoRA (k experts in one A and one B, a per-token router).
 * :class:`MoELoRALinear`: the same function as a loop over experts (the paper's MoELoRA).

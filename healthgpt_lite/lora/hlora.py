@@ -1,6 +1,6 @@
 """H-LoRA: k low-rank experts stored *fused* in one A and one B, mixed per token by a router.
 
-REFERENCE section 2 / paper section 3.2 ("Heterogeneous Low-Rank Adaptation"). Per task plugin:
+docs/PAPERS.md section 2 / HealthGPT paper, "Heterogeneous Knowledge Adaptation" (Eqs. 7-11). Per task plugin:
 
     A: Linear(d_in -> r*k)     B: Linear(r*k -> d_out)     router R: Linear(d_in -> k)   (no biases)
 

@@ -1,6 +1,6 @@
 """Put task plugins into an LLM, switch between them, and find their parameters.
 
-REFERENCE section 2: every ``nn.Linear`` of the LLM except ``lm_head`` gets one plugin per task
+docs/PAPERS.md section 2: every ``nn.Linear`` of the LLM except ``lm_head`` gets one plugin per task
 (for Phi3: ``qkv_proj, o_proj, gate_up_proj, down_proj`` in every decoder layer).
 
     llm = Phi3ForCausalLM(...)

@@ -3,7 +3,7 @@
     y = W0 x                       (no task active)
     y = W0 x + plugin[task](x)     (task = "comprehension" | "generation" | ...)
 
-HealthGPT's task-level routing is a **hard, non-learned switch** (REFERENCE section 2): each
+HealthGPT's task-level routing is a **hard, non-learned switch** (docs/PAPERS.md section 2): each
 task owns its own plugin in every wrapped layer, and the task type picks which one runs. The
 released code reloads the whole model to switch; here :meth:`TaskPluginLinear.set_task` flips
 one attribute, so switching costs nothing and the other plugin's weights stay where they are.

@@ -1,6 +1,6 @@
 """MoELoRA: the same mixture of k LoRA experts as H-LoRA, computed as a loop (the paper's baseline).
 
-REFERENCE section 2 / paper Table 4: per task plugin, k separate expert pairs and one router
+docs/PAPERS.md section 2 / paper Table 4: per task plugin, k separate expert pairs and one router
 
     A_i: Linear(d_in -> r)     B_i: Linear(r -> d_out)     router R: Linear(d_in -> k)
 

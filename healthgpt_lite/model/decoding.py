@@ -1,4 +1,4 @@
-"""Constrained image decoding: every generation decodes to an image (REFERENCE sections 1, 6).
+"""Constrained image decoding: every generation decodes to an image (docs/PAPERS.md sections 1, 6).
 
 The released HealthGPT code lets the LLM write free text and *scrapes digits* out of it to
 rebuild the 1024 VQ indices, so one stray digit (or a missing one) breaks the image. Here a

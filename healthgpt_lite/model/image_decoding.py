@@ -1,7 +1,7 @@
 """Writing an image token by token: greedy, or sampled with a temperature and top-k.
 
 After a prompt that ends with ``<start_index>`` the model writes exactly h*w codes
-(paper section 3.1). This loop keeps the attention keys and values of everything seen so far
+(paper, "Unified Autoregressive Generation"). This loop keeps the attention keys and values of everything seen so far
 (a KV cache), so each new code costs one token's forward pass, and at every step it only ever
 looks at the logits of the ``<idx_*>`` tokens: the same guarantee as
 :class:`~healthgpt_lite.model.decoding.ImageTokenConstraint` (every output decodes to an

@@ -1,7 +1,7 @@
 """Where on the image grid the next code goes: a learned 2-D position for image tokens.
 
 HealthGPT writes an image as ``<start_index>`` + h*w ``<idx_*>`` tokens in raster order
-(paper section 3.1); Phi-3 tells positions apart only by 1-D rotary embeddings (RoPE), i.e. by
+(paper, "Unified Autoregressive Generation"); Phi-3 tells positions apart only by 1-D rotary embeddings (RoPE), i.e. by
 *distance in the sequence*. Code (r, c) then has to work out its row and column by counting
 back from ``<start_index>``, which a small LLM does not learn: it copies the neighbouring code
 under teacher forcing and falls apart when it decodes on its own (measured in notebook 06:

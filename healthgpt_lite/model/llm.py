@@ -1,4 +1,4 @@
-"""The language model: a transformers ``Phi3ForCausalLM`` (REFERENCE section 1).
+"""The language model: a transformers ``Phi3ForCausalLM`` (docs/PAPERS.md section 1).
 
 * ``tiny`` / ``small``: built from a config made of ``cfg.llm`` (random init; the tiny preset
   then learns language from the corpus, see ``training/``), vocabulary = the text part of the

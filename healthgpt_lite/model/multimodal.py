@@ -1,5 +1,5 @@
 """Multimodal sequences: the Phi-3 chat template, ``<image>`` replaced by visual tokens,
-response-only labels, generation targets as image tokens (REFERENCE section 1).
+response-only labels, generation targets as image tokens (docs/PAPERS.md section 1).
 
 A training example, as token ids (N = visual tokens, here shown for a CT->MRI record)::
 

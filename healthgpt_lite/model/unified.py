@@ -6,7 +6,7 @@
 
 ``set_task("comprehension" | "generation")`` is the hard, non-learned switch of the paper: it
 picks the H-LoRA plugin, the adapter and the ViT layer together, in place (the released code
-reloads the whole model to switch task; REFERENCE section 2). A model built without plugins
+reloads the whole model to switch task; docs/PAPERS.md section 2). A model built without plugins
 (the LLaVA-style recipe of Qilin-Med-VL, ``training/qilin_stages.py``) switches only the adapter
 and the ViT layer.
 """

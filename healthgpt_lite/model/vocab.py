@@ -1,4 +1,4 @@
-"""The unified vocabulary: text tokens + HealthGPT's image tokens (REFERENCE section 1).
+"""The unified vocabulary: text tokens + HealthGPT's image tokens (docs/PAPERS.md section 1).
 
 ``<start_index>``, ``<idx_0>`` ... ``<idx_{N-1}>``, ``<end_index>`` (+ an unused
 ``<pixel_newline>``) are new rows of the LLM's embedding matrix *and* of its output head. The
@@ -10,7 +10,7 @@ Phi-3 detail: its embedding has 32064 rows for a 32011-token tokenizer; resizing
 len(tokenizer) = 40206 makes ids 32011..40205 the new tokens, and those rows (some of which
 were Phi-3's unused padding rows) are all set to the mean of rows 0..32010.
 
-The pitfall (REFERENCE section 3): all new rows start *identical*, so every image token gets
+The pitfall (docs/PAPERS.md section 3): all new rows start *identical*, so every image token gets
 the same logit until the rows learn; which stage lets them learn is a training decision.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ names (``convert.py``). Shapes are read from the files: the LLM's and CLIP's ``c
 the plugin's rank and experts from ``lora_A`` / ``lora_route``. The scale ``alpha / r`` is not
 in the files; the released scripts use alpha = 2 x rank everywhere (scale 8), the default here.
 
-What is deliberately not copied from the released scripts (REFERENCE section 6): decoding an
+What is deliberately not copied from the released scripts (docs/PAPERS.md section 6): decoding an
 image by scraping digits out of free text (here the constrained decoder writes exactly h*w image
 tokens), cutting the last 8 characters of every Phi-3 answer, and L14's role-play system prompt.
 """

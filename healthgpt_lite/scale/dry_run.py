@@ -72,7 +72,7 @@ def stages_of(ns) -> tuple[str, ...]:
 
 
 def run_summary(ns) -> dict:
-    """Who trains what on how many GPUs, and the global batch per task (REFERENCE section 3)."""
+    """Who trains what on how many GPUs, and the global batch per task (docs/PAPERS.md section 3)."""
     cfg, t = config_of(ns), ns.trainer
     world = int(t.devices) * int(t.num_nodes)
     accumulate = int(t.accumulate_grad_batches)

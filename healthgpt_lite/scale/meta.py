@@ -10,7 +10,7 @@ stand-ins for what only lives in the downloaded folders:
 * the base LLM: a random ``Phi3ForCausalLM`` from ``cfg.llm`` with the *real* embedding rows
   (Phi-3-mini: 32064; phi-4: 100352), built on meta;
 * the tokenizer: :class:`PlannedVocabulary`, which has exactly the size and the token ids the
-  real tokenizer gets after ``data.tokenizer.add_healthgpt_tokens`` (REFERENCE section 1).
+  real tokenizer gets after ``data.tokenizer.add_healthgpt_tokens`` (docs/PAPERS.md section 1).
 
 Vocabulary facts (our assumptions, stated where they are made):
 

@@ -17,7 +17,7 @@ from ..training.stages import ORDER, STAGES, StageSpec
 from .memory import MemoryEstimate, ModelCounts, count_for_fsdp, estimate_memory
 from .meta import MetaBuild, build_meta_model, count
 
-# REFERENCE section 2: sizes of the released HealthGPT weights (parameters), where published.
+# docs/PAPERS.md section 2: sizes of the released HealthGPT weights (parameters), where published.
 RELEASED = {
     ("m3", "stage3_comprehension"): (115e6, "comprehension H-LoRA + projector"),
     ("m3", "stage3_generation"): (405e6, "generation H-LoRA"),
@@ -27,7 +27,7 @@ RELEASED = {
 # template (system prompt, markers, newlines) is ~18 tokens; VL-Health questions 10-40 tokens;
 # captions and reports 50-200; VQA answers 1-10.
 TEXT_TOKENS = {"template": 18, "question": 25, "instruction": 15, "caption": 100, "report": 150, "short_answer": 5}
-# Which kind of sample each stage learns from (REFERENCE section 3), for the token budget.
+# Which kind of sample each stage learns from (docs/PAPERS.md section 3), for the token budget.
 STAGE_SAMPLES = {
     "stage1_comprehension": ("caption",),
     "stage1_generation": ("reconstruction",),

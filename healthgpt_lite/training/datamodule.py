@@ -2,7 +2,7 @@
 
 Every batch holds one task type (comprehension or generation), because the task decides the
 active H-LoRA plugin, the adapter and the ViT layer (a hard, non-learned switch,
-REFERENCE section 2). Stage 2 trains on both: it draws one batch of each per step
+docs/PAPERS.md section 2). Stage 2 trains on both: it draws one batch of each per step
 (Lightning's ``CombinedLoader``).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Frozen work done once: HVP features of every image and VQ codes of every target image.
 
-The vision encoder and the VQGAN are frozen in every HealthGPT stage (REFERENCE section 1), so
+The vision encoder and the VQGAN are frozen in every HealthGPT stage (docs/PAPERS.md section 1), so
 their outputs for a given image never change during training. Computing them once per data
 set (an artifact keyed by the vision, VQ and data configs) instead of at every step is what
 makes the stages affordable on a CPU; the numbers are identical to running them inline.

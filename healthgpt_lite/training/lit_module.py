@@ -1,7 +1,7 @@
 """One LightningModule for every stage and task: the stage table decides what trains.
 
 ``configure_optimizers`` builds exactly one AdamW group per trained parameter group of the
-stage (weight decay 0, REFERENCE section 3), at the stage's learning rate times
+stage (weight decay 0, docs/PAPERS.md section 3), at the stage's learning rate times
 ``train.lr_scale``, with a linear warm-up then cosine decay (stage 2: constant after warm-up).
 Everything else is frozen. ``image_rows`` trains only the new image-token rows of the
 embeddings and the head, through a gradient mask.

@@ -35,7 +35,7 @@ def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bo
                 shared_plugin: bool = False, base_llm: nn.Module | None = None, plugins: bool = True) -> HealthGPTModel:
     """The model before any stage: base LLM + image vocabulary + plugins + adapters (seeded).
     ``base_llm`` (text-only) replaces the preset's pretrained one, e.g. a random LLM in tests.
-    ``plugins=False``: the LLaVA-style model of Qilin-Med-VL (REFERENCE section 5): the base LLM
+    ``plugins=False``: the LLaVA-style model of Qilin-Med-VL (docs/PAPERS.md section 5): the base LLM
     with its vocabulary unchanged (no image tokens) and no H-LoRA plugins, plus the adapters."""
     from ..lora import inject_hlora
     from ..vision import load_vision_encoder, make_adapters

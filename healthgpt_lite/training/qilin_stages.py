@@ -1,5 +1,5 @@
 """Qilin-Med-VL's two-stage recipe as data, and HealthGPT's comprehension recipe beside it
-(REFERENCE section 5; notebook 11).
+(docs/PAPERS.md section 5; notebook 11).
 
 Qilin-Med-VL is LLaVA-1.5 with a Chinese LLM: CLIP layer -2 features, an ``mlp2x_gelu``
 projector, the LLM's vocabulary unchanged (no image tokens), comprehension only.

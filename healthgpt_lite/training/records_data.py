@@ -12,7 +12,7 @@ One file per task type and split (``data.train_records: {comprehension: ..., gen
   "<image>\\n..."}, {"from": "gpt", "value": "..."}]}``; the first human/gpt pair is the example
   (later turns of a multi-turn record are not used);
 * generation: the same plus ``"target_image": "rel/path.png"``; its gpt turn is ignored, the
-  target becomes ``<start_index> <idx_..>*h*w <end_index>`` (REFERENCE section 1).
+  target becomes ``<start_index> <idx_..>*h*w <end_index>`` (docs/PAPERS.md section 1).
 
 Image paths are relative to ``image_root``. Text is tokenised lazily, per item (DataLoader
 workers), so a 766k-record file starts training at once.

@@ -1,4 +1,4 @@
-"""The three-stage learning strategy as data (REFERENCE section 3, paper section 3.4).
+"""The three-stage learning strategy as data (docs/PAPERS.md section 3; HealthGPT paper, "Three-stage Learning Strategy").
 
 Each row says, for one stage and task, which parameter groups train, with which learning rate
 (the released M3 values; ``train.lr_scale`` scales them all for the small presets), which
@@ -21,7 +21,7 @@ Parameter groups (see ``model/healthgpt.py``: ``HealthGPTModel.parameter_groups`
                        not the plugins): a full fine-tune (Qilin-Med-VL, ``qilin_stages.py``)
 =====================  ==============================================================
 
-The pitfall decision (REFERENCE section 3): the new image-token rows all start equal to the
+The pitfall decision (docs/PAPERS.md section 3): the new image-token rows all start equal to the
 mean text row, so in stage 1 every ``<idx_k>`` would get the *same* logit and generation
 could not learn which code comes next until stage 2 trains the embeddings. We therefore let
 stage-1 generation also train ``image_rows`` (the new rows only, at the H-LoRA learning rate;

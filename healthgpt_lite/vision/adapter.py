@@ -1,7 +1,7 @@
-"""The adapters that carry visual tokens into the LLM's embedding space, REFERENCE section 1.
+"""The adapters that carry visual tokens into the LLM's embedding space, docs/PAPERS.md section 1.
 
 LLaVA's ``mlp2x_gelu`` projector: ``Linear(d_vision -> d_llm), GELU, Linear(d_llm -> d_llm)``.
-HealthGPT keeps **two** of them, one per task (paper section 3.1, "task-specific adapters"):
+HealthGPT keeps **two** of them, one per task (paper, "Hierarchical Visual Perception"):
 the comprehension adapter reads the abstract HVP layer, the generation adapter the concrete
 one; the task picks which (a hard switch, like the H-LoRA plugins).
 """

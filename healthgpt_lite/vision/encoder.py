@@ -1,4 +1,4 @@
-"""The frozen CLIP ViT and hierarchical visual perception (HVP), REFERENCE section 1.
+"""The frozen CLIP ViT and hierarchical visual perception (HVP), docs/PAPERS.md section 1.
 
 A ViT cuts a ``(3, H, W)`` image into ``(H/p) x (W/p)`` patches, embeds each as a token, prepends
 a CLS token and runs ``L`` transformer blocks. HuggingFace returns every block's output:
@@ -6,7 +6,7 @@ a CLS token and runs ``L`` transformer blocks. HuggingFace returns every block's
     hidden_states[0]  = pre_layrnorm(patch + position embeddings)   (no block run yet)
     hidden_states[i]  = output of block i, i = 1..L                  (L + 1 entries in all)
 
-HVP (HealthGPT, paper section 3.1) reads **one** of them per task, no fusion:
+HVP (HealthGPT paper, "Hierarchical Visual Perception") reads **one** of them per task, no fusion:
 generation reads ``hidden_states[1]`` ("concrete": close to the pixels), comprehension reads
 ``hidden_states[-2]`` ("abstract"), as LLaVA does. The CLS token is dropped: ``(B, N, D)`` with
 ``N = (image_size / patch_size) ** 2`` (576 for CLIP-L/14-336, 64 for tiny).

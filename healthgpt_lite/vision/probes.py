@@ -1,6 +1,6 @@
 """Linear probes: what does each layer of the frozen ViT still know?
 
-HVP's claim (HealthGPT section 3.1): shallow layers keep *detail* (what generation needs to
+HVP's claim (HealthGPT paper, "Hierarchical Visual Perception"): shallow layers keep *detail* (what generation needs to
 redraw an image), deep layers keep *meaning* (what comprehension needs to answer). We measure
 both for every hidden state ``l = 0..L`` with closed-form ridge regression, fit on the
 training images and scored on the test images:
@@ -174,7 +174,7 @@ def choose_hvp_layers(rows: list[dict]) -> dict[str, int]:
     most detail (``pixel R2``), comprehension the one whose pooled tokens carry the most meaning
     (:func:`meaning_skill`). Only block outputs compete (``layer >= 1``): hidden state 0 is the
     patch embedding, a linear map of the pixels that no block has processed yet. A tie goes to
-    the shallower layer. Returns hidden-state indices (paper section 3.1; the config's
+    the shallower layer. Returns hidden-state indices (paper, "Hierarchical Visual Perception"; the config's
     ``gen_layer`` / ``comp_layer`` hold the paper's fixed choice)."""
     blocks = sorted((r for r in rows if r["layer"] >= 1), key=lambda r: r["layer"])  # shallow first
     if not blocks:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-PAPER_MOELORA = {2: 1.22, 4: 1.49, 8: 2.09}  # training time vs LoRA, paper Table 4 / REFERENCE section 2
+PAPER_MOELORA = {2: 1.22, 4: 1.49, 8: 2.09}  # training time vs LoRA, paper Tables 4 and 10 / docs/PAPERS.md section 4
 
 
 def router_heatmap(weights: Mapping[str, object], tokens: Sequence[str], title: str = "") -> Figure:

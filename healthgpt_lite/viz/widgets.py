@@ -1,7 +1,7 @@
 """The demo of notebook 09: plain functions first, ipywidgets on top.
 
 Every widget calls a plain function that the notebook also calls once directly, because an
-error inside an ``ipywidgets.interact`` callback does not fail a papermill run (DESIGN.md).
+error inside an ``ipywidgets.interact`` callback does not fail a papermill run (docs/ARCHITECTURE.md section 6).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The VQ image tokenizer: images become words an LLM can read and write (REFERENCE section 1).
+"""The VQ image tokenizer: images become words an LLM can read and write (docs/PAPERS.md section 1).
 
 quantizer.py (nearest code / EMA / Gumbel), blocks.py + vqgan.py (taming-style encoder and
 decoder), module.py (Lightning training), tokenizer.py (the frozen ``VQTokenizer``),

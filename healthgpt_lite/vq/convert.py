@@ -1,10 +1,10 @@
 """Load a taming-transformers VQGAN checkpoint (the real HealthGPT tokenizer: OpenImages f8-8192,
-Gumbel) into :class:`~healthgpt_lite.vq.vqgan.VQGAN` (REFERENCE section 1).
+Gumbel) into :class:`~healthgpt_lite.vq.vqgan.VQGAN` (docs/PAPERS.md section 1).
 
 taming saves a Lightning checkpoint ``{"state_dict": {...}, ...}``; next to the model it holds the
 training loss (``loss.discriminator.*``, ``loss.perceptual_loss.*``), which is dropped here. The
 model keys must match exactly: a missing or unexpected key is an :class:`InputError` naming them
-(the released HealthGPT code loads with ``strict=False`` and only warns; REFERENCE section 6).
+(the released HealthGPT code loads with ``strict=False`` and only warns; docs/PAPERS.md section 6).
 
 Files are read without pickle code execution: ``.safetensors``, or ``.ckpt``/``.pt`` through
 ``torch.load(weights_only=True)``.

@@ -1,5 +1,5 @@
 """How good is a tokenizer? Reconstruction quality (PSNR, SSIM: the generation metrics of
-REFERENCE section 4) and codebook health (how many codes are used, perplexity)."""
+docs/PAPERS.md section 4) and codebook health (how many codes are used, perplexity)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Vector quantizers: continuous encoder vectors -> indices into a codebook (REFERENCE section 1).
+"""Vector quantizers: continuous encoder vectors -> indices into a codebook (docs/PAPERS.md section 1).
 
 * :class:`VectorQuantizer`: nearest code (L2), straight-through gradients, commitment loss
   (van den Oord et al. 2017, "Neural Discrete Representation Learning", eq. 3). Codebook

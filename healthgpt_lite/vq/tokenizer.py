@@ -1,4 +1,4 @@
-"""``VQTokenizer``: images become words (REFERENCE section 1, "image out").
+"""``VQTokenizer``: images become words (docs/PAPERS.md section 1, "image out").
 
 HealthGPT writes an image as ``<start_index> <idx_i>... <end_index>``: the indices are the
 codes a frozen VQGAN assigns to the image's grid cells, in raster order, and the VQGAN's

@@ -1,4 +1,4 @@
-"""The VQGAN autoencoder: image -> grid of code indices -> image (REFERENCE section 1).
+"""The VQGAN autoencoder: image -> grid of code indices -> image (docs/PAPERS.md section 1).
 
     x (B, 3, H, W) in [-1, 1]
       -> encoder -> (B, z_channels, h, w)        h = H / f, f = 2 ** (len(ch_mult) - 1)
