@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import data_dir_for, default_artifacts_dir
+from .artifacts import REPO_ROOT, data_dir_for, default_artifacts_dir
 from .config import Config, build_config
 
 
@@ -99,14 +99,14 @@ def _show_figures_inline() -> None:
 def repo_path(*parts: str) -> Path:
     """A path inside this checkout (``repo_path("configs", "m3_stage1.yaml")``), whatever folder
     the kernel was started in: notebooks never depend on the working directory (``../configs``)."""
-    return Path(__file__).resolve().parents[1].joinpath(*parts)
+    return REPO_ROOT.joinpath(*parts)
 
 
 def course_map(root: Path | None = None) -> list[dict]:
     """The notebooks and exercises present in this checkout, with their titles (first heading)."""
     import nbformat
 
-    root = root or Path(__file__).resolve().parents[1]
+    root = root or REPO_ROOT
     rows = []
     for kind, paths in (("notebook", sorted((root / "notebooks").glob("*.ipynb"))),
                         ("exercise", sorted((root / "exercises").glob("*/student.ipynb")))):

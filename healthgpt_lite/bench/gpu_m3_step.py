@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 
 from ..config import Config
-from ..scale.memory import GiB
 from .flops import forward_flops, llm_shape, training_step_flops, vision_shape
 
 STAGE = "stage3_comprehension"
@@ -133,16 +132,15 @@ def measure_steps(cfg: Config, model, device, warmup: int = 2, steps: int = 5, b
 def run_m3_step(cfg: Config, device, peak_flops: float | None, warmup: int = 2, steps: int = 5) -> dict:
     """The plan (meta), then the same model with random weights on ``device``, measured."""
     from ..scale import build_meta_model
+    from .gpu_pipeline import peak_memory_GiB, reset_peak_memory
 
     plan = planned_step(cfg)
-    on_gpu = torch.device(device).type == "cuda"
-    if on_gpu:
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory()
     started = time.perf_counter()
     built = build_meta_model(cfg, device=device)  # random weights, fp32, the ViT and the VQGAN included
     build_s = time.perf_counter() - started
     measured = measure_steps(cfg, built.model, device, warmup, steps)
-    peak = torch.cuda.max_memory_allocated(device) / GiB if on_gpu else None
+    peak = peak_memory_GiB() if torch.device(device).type == "cuda" else None
     row = {"name": STAGE, "wall_s": round(time.perf_counter() - started, 2), "build_s": round(build_s, 2),
            "peak_memory_GiB": peak, **measured,
            "mfu": measured["flops_per_s"] / peak_flops if peak_flops else None}

@@ -28,22 +28,22 @@ from ..config import Config
 from ..scale.memory import GiB
 
 
-def _reset_peak_memory() -> None:
+def reset_peak_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
 
-def _peak_memory_GiB() -> float | None:
+def peak_memory_GiB() -> float | None:
     return torch.cuda.max_memory_allocated() / GiB if torch.cuda.is_available() else None
 
 
 def timed_row(rows: list[dict], name: str, work, meter=None, peak_flops: float | None = None):
     """Run ``work()``, append its row (wall time, peak memory, the meter's step numbers, MFU)."""
     print(f"[gpu-check] {name} ...", flush=True)
-    _reset_peak_memory()
+    reset_peak_memory()
     started = time.perf_counter()
     result = work()
-    row = {"name": name, "wall_s": round(time.perf_counter() - started, 2), "peak_memory_GiB": _peak_memory_GiB()}
+    row = {"name": name, "wall_s": round(time.perf_counter() - started, 2), "peak_memory_GiB": peak_memory_GiB()}
     if meter is not None:
         steps = meter.summary()
         row.update(steps)

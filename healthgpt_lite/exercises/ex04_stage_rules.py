@@ -35,6 +35,7 @@ class ShapedHealthGPT(nn.Module):
     def __init__(self, cfg: Config, text_vocab: int = PHI3_TEXT_VOCAB):
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
+        from ..model.image_positions import image_positions_for
         from ..model.llm import build_llm
 
         super().__init__()
@@ -49,8 +50,7 @@ class ShapedHealthGPT(nn.Module):
             linears = [m for m in self.llm.model.layers.modules() if isinstance(m, nn.Linear)]
             self.plugins = nn.ModuleDict({t: _plugin(linears, getattr(cfg.lora, t).rank, getattr(cfg.lora, t).experts)
                                           for t in TASKS})
-            grid = cfg.vq.grid_size if cfg.image_tokens.positions == "grid" else 0
-            self.positions = nn.ParameterList([nn.Parameter(torch.zeros(grid, d)) for _ in range(2 if grid else 0)])
+            self.positions = image_positions_for(cfg)  # None: the paper's 1-D RoPE only
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         emb, head = self.llm.get_input_embeddings().weight, self.llm.get_output_embeddings().weight
@@ -60,7 +60,7 @@ class ShapedHealthGPT(nn.Module):
                 "gen_plugin": list(self.plugins["generation"].parameters()),
                 "embeddings": [emb], "head": [head],
                 "image_rows": [emb, head],  # the same tensors: only rows >= <start_index> learn (a gradient mask)
-                "image_positions": list(self.positions.parameters())}  # row + column of the code grid
+                "image_positions": list(self.positions.parameters()) if self.positions else []}  # row + column of the code grid
 
 
 def _plugin(linears: list[nn.Linear], rank: int, experts: int) -> nn.ParameterList:

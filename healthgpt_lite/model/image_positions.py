@@ -62,3 +62,8 @@ class ImagePositions(nn.Module):
         add = torch.zeros_like(embeds)
         add[inside] = self.at(j[inside]).to(embeds.dtype)  # (n_inside, d)
         return embeds + add
+
+
+def image_positions_for(cfg) -> ImagePositions | None:
+    """The config's choice: row + column vectors of the VQ code grid (``"grid"``), or none (the paper's 1-D RoPE)."""
+    return ImagePositions(cfg.vq.grid_size, cfg.llm.hidden_size) if cfg.image_tokens.positions == "grid" else None

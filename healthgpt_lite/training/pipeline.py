@@ -20,7 +20,7 @@ from ..data.generate import ensure_dataset
 from ..data.records import GENERATION_TASKS
 from ..data.tokenizer import image_token_ids, tokenizer_for
 from ..errors import InputError
-from ..model.image_positions import ImagePositions
+from ..model.image_positions import image_positions_for
 from ..model.multimodal import SequenceLayout
 from ..model.unified import HealthGPTModel
 from ..model.vocab import extend_vocabulary
@@ -53,7 +53,7 @@ def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bo
     adapters = make_adapters(cfg)
     vision = load_vision_encoder(cfg, artifacts_dir) if with_vision else None
     plugin_of_task = {"comprehension": "shared", "generation": "shared"} if shared_plugin else None
-    positions = ImagePositions(cfg.vq.grid_size, cfg.llm.hidden_size) if plugins and cfg.image_tokens.positions == "grid" else None
+    positions = image_positions_for(cfg) if plugins else None
     return HealthGPTModel(llm, adapters, vision, block, SequenceLayout.from_tokenizer(tokenizer), cfg.vq.num_tokens,
                           plugin_of_task, image_positions=positions)
 
