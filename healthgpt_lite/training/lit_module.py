@@ -9,7 +9,6 @@ embeddings and the head, through a gradient mask.
 from __future__ import annotations
 
 import contextlib
-import math
 
 import lightning as L
 import torch
@@ -17,6 +16,7 @@ import torch
 from ..errors import ConfigError
 from ..model.unified import HealthGPTModel
 from .sampling import step_seed
+from .schedule import warmup_then_cosine, with_schedule
 from .stages import StageSpec
 
 
@@ -192,18 +192,8 @@ class HealthGPTLitModule(L.LightningModule):
             if params:  # a group this model does not have (image_tokens.positions = "none") is skipped
                 param_groups.append({"params": params, "lr": lr * self.lr_scale, "name": name})
         opt = torch.optim.AdamW(param_groups, weight_decay=0.0)
-        warmup = max(1, int(self.total_steps * self.warmup_fraction))
-        constant = self.spec.schedule == "constant"
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if constant:
-                return 1.0
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, self.total_steps - warmup))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_schedule(opt, warmup_then_cosine(self.total_steps, int(self.total_steps * self.warmup_fraction),
+                                                     constant=self.spec.schedule == "constant"))
 
     def on_train_end(self) -> None:
         for h in self._hooks:

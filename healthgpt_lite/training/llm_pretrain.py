@@ -10,7 +10,6 @@ image. The real presets skip this: they load Phi-3 / phi-4 from ``llm.pretrained
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import lightning as L
@@ -24,6 +23,7 @@ from ..data.records import IMAGE_TOKEN, load_records
 from ..data.tokenizer import image_token_ids, tokenizer_for
 from ..model.llm import build_llm
 from ..model.multimodal import PROMPT_HEAD, PROMPT_TAIL, collate
+from .schedule import warmup_times_cosine, with_schedule
 from .trainer import last_checkpoint, make_trainer
 
 MAKE_HINT = "run notebooks/04_unified_llm.ipynb or `python -m healthgpt_lite reproduce`"
@@ -70,9 +70,7 @@ class LMPretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.llm.parameters(), lr=self.lr, weight_decay=0.0)
-        warmup = max(1, self.total_steps // 20)
-        cosine = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / self.total_steps)))  # noqa: E731
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, cosine), "interval": "step"}}
+        return with_schedule(opt, warmup_times_cosine(self.total_steps, self.total_steps // 20))
 
 
 def ensure_llm_lite(cfg: Config, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path | None:

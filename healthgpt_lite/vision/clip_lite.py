@@ -16,7 +16,6 @@ loads), ``clip/`` (the whole CLIP, for zero-shot retrieval), ``run/logs/metrics.
 """
 from __future__ import annotations
 
-import math
 import shutil
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPTextConfig
 
 from ..artifacts import artifact_dir, data_dir_for, load_or_make, read_meta
 from ..config import Config
+from ..training.schedule import warmup_then_cosine, with_schedule
 from .clip_data import CaptionPairs, captioned_phantoms, collate_pairs, load_captioned_images
 from .encoder import HVPEncoder, clip_vision_config, normalize_pixels
 
@@ -76,15 +76,7 @@ class CLIPLite(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.05)
-
-        def warmup_cosine(step: int) -> float:  # linear warm-up, cosine decay to 10 %
-            if step < self.warmup:
-                return (step + 1) / self.warmup
-            t = min(1.0, (step - self.warmup) / max(1, self.max_steps - self.warmup))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return with_schedule(opt, warmup_then_cosine(self.max_steps, self.warmup, floor=0.1))  # cosine to 10 %
 
 
 def train_clip_lite(cfg: Config, data_dir: str | Path, run_dir: str | Path, progress: bool = False) -> CLIPLite:

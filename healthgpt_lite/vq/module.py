@@ -11,7 +11,6 @@ split every ``val_every`` steps: PSNR, SSIM (torchmetrics), codebook usage and p
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..config import Config, VQConfig
+from ..training.schedule import warmup_then_cosine, with_schedule
 from ..training.trainer import last_checkpoint, make_trainer
 from .data import load_split_images
 from .metrics import code_counts, codebook_stats, image_metrics
@@ -78,15 +78,8 @@ class VQModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=self.cfg.lr, betas=(0.5, 0.9))  # taming's betas
-        total, warmup = self.cfg.train_steps, max(1, int(WARMUP_FRACTION * self.cfg.train_steps))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        total = self.cfg.train_steps
+        return with_schedule(opt, warmup_then_cosine(total, int(WARMUP_FRACTION * total)))
 
 
 def train_vq(cfg: Config, run_dir: str | Path, data_dir: str | Path, progress: bool = False) -> tuple[VQModule, dict]:
