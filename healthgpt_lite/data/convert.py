@@ -32,12 +32,12 @@ is refused: predictions are joined to questions by id.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifacts import atomic_write_json
+from .json_rows import read_json_rows
 from ..errors import InputError
 from .records import IMAGE_TOKEN, validate_record
 from .source_rows import (closed_question_type, is_closed, is_missing, row_id, row_image, row_text, source_fields,
@@ -59,19 +59,9 @@ class Conversion:
 
 def read_source(path: str | Path) -> list[dict]:
     """A JSON list or JSON lines file of objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: source file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 JSON file (a pickle such as PathVQA's .pkl is never read here: "
-                         "export it to JSON lines of {image, question, answer} first)") from None
-    try:
-        rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON / JSON lines ({e})") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+    rows = read_json_rows(path, "source file", " (a pickle such as PathVQA's .pkl is never read here: "
+                          "export it to JSON lines of {image, question, answer} first)")
+    if not all(isinstance(r, dict) for r in rows):
         raise InputError(f"{path}: expected a list of objects (one per question)")
     return rows
 

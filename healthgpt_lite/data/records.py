@@ -13,7 +13,6 @@ tokenizer exists (the tokens depend on the tokenizer, the record does not).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -146,18 +145,11 @@ def load_records(path: str | Path, unique_ids: bool = False) -> list[dict]:
     published in (no ``id``, LLaVA-Med question files, ``image`` as a list: ``llava_files.py``).
     NaN values are refused; repeated ids are warned about (``unique_ids=True``: refused).
     """
+    from .json_rows import read_json_rows
     from .llava_files import check_ids, normalize_record
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"records file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if text.lstrip().startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
-    except json.JSONDecodeError as e:
-        raise InputError(f"records file {path} is not valid JSON / JSON lines: {e}") from None
-    if not isinstance(data, list):
-        raise InputError(f"records file {path}: expected a list of records, got {type(data).__name__}")
+    data = read_json_rows(path, "records file")
     data = [normalize_record(rec, i, path) for i, rec in enumerate(data)]
     for i, rec in enumerate(data):
         validate_record(rec, where=f"{path} record {i}")
