@@ -117,15 +117,22 @@ def _as_batch(x: torch.Tensor) -> torch.Tensor:
     return x.mean(1, keepdim=True) if x.shape[1] != 1 else x
 
 
-def image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image SSIM, PSNR (dB) and MSE between images in [0, 1]; each a (B,) tensor."""
+def psnr_and_ssim(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one home of the generation metrics (docs/PAPERS.md section 4): per-image PSNR (dB) and
+    SSIM of ``(B, C, H, W)`` images on the [0, 1] scale (``data_range=1``) -> ``(B,)``, ``(B,)``."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
+    return psnr, ssim
+
+
+def image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image SSIM, PSNR (dB) and MSE between images in [0, 1], compared in grey; each a (B,) tensor."""
     p, t = _as_batch(pred).clamp(0, 1), _as_batch(target).clamp(0, 1)
     if p.shape != t.shape:
         raise ValueError(f"prediction {tuple(p.shape)} and target {tuple(t.shape)} differ in shape")
-    ssim = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none")
-    psnr = peak_signal_noise_ratio(p, t, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    psnr, ssim = psnr_and_ssim(p, t)
     mse = ((p - t) ** 2).mean(dim=(1, 2, 3))
     return {"ssim": ssim, "psnr": psnr, "mse": mse}
 

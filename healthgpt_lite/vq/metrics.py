@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from ..eval.metrics import psnr_and_ssim
 
 
 def image_metrics(reconstruction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image PSNR (dB) and SSIM of images in [0, 1], both ``(B, C, H, W)`` -> ``(B,)``, ``(B,)``."""
-    rec, tgt = reconstruction.float().clamp(0, 1), target.float()
-    psnr = peak_signal_noise_ratio(rec, tgt, data_range=1.0, reduction="none", dim=(1, 2, 3))  # (B,)
-    ssim = structural_similarity_index_measure(rec, tgt, data_range=1.0, reduction="none")  # (B,)
-    return psnr, ssim
+    return psnr_and_ssim(reconstruction.float().clamp(0, 1), target.float())  # in colour, unlike image_scores
 
 
 def code_counts(indices: torch.Tensor, n_codes: int) -> torch.Tensor:
