@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .nbsync import REPO_ROOT
+from .artifacts import REPO_ROOT
 
 TEMPLATES = Path(__file__).parent / "book_templates"
 MATHJAX_DIR = "_static/mathjax"

@@ -153,6 +153,18 @@ class ImageTokensConfig:
     positions: str = "grid"
 
 
+TASKS = ("comprehension", "generation")  # the two tasks; each has its own plugin, adapter and ViT layer
+PLUGIN_KINDS = ("hlora", "moelora", "lora")  # H-LoRA and the paper's Table 4 baselines
+
+
+def rank_split_problem(rank: int, experts: int, where: str) -> str | None:
+    """The one rule on plugin shapes: k experts of rank r each, so the total rank r*k must split
+    evenly over k >= 1 experts. Returns what is wrong (naming ``where``), or None."""
+    if experts < 1 or rank < 1 or rank % experts:
+        return f"{where}: rank={rank} must be a positive multiple of experts={experts}"
+    return None
+
+
 @dataclass
 class PluginConfig:
     """One H-LoRA task plugin (docs/PAPERS.md section 2): k experts of rank r, stored fused."""
@@ -173,7 +185,7 @@ class PluginConfig:
 
 @dataclass
 class LoRAConfig:
-    kind: str = "hlora"  # "hlora" | "moelora" | "lora" (the paper's Table 4 baselines)
+    kind: str = "hlora"  # one of PLUGIN_KINDS
     comprehension: PluginConfig = field(default_factory=PluginConfig)
     generation: PluginConfig = field(default_factory=lambda: PluginConfig(rank=32, alpha=64.0))
 
@@ -288,9 +300,6 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def hash(self, *sections: str) -> str:
         """A short, stable hash of some sections (``cfg.hash("vq", "data")``), used to key
@@ -464,12 +473,12 @@ def validate(cfg: Config) -> None:
     if cfg.image_tokens.positions not in ("none", "grid"):
         raise ConfigError(f"image_tokens.positions={cfg.image_tokens.positions!r}; choose 'grid' or 'none' "
                           "(the paper's 1-D RoPE only)")
-    if cfg.lora.kind not in ("hlora", "moelora", "lora"):
-        raise ConfigError(f"lora.kind={cfg.lora.kind!r}; choose 'hlora', 'moelora' or 'lora'")
-    for task in ("comprehension", "generation"):
+    if cfg.lora.kind not in PLUGIN_KINDS:
+        raise ConfigError(f"lora.kind={cfg.lora.kind!r}; choose one of {PLUGIN_KINDS}")
+    for task in TASKS:
         p = getattr(cfg.lora, task)
-        if p.experts < 1 or p.rank % p.experts:
-            raise ConfigError(f"lora.{task}.rank={p.rank} must be a positive multiple of lora.{task}.experts={p.experts}")
+        if problem := rank_split_problem(p.rank, p.experts, f"lora.{task}"):
+            raise ConfigError(problem)
     for layer, name in ((v.gen_layer, "gen_layer"), (v.comp_layer, "comp_layer")):
         if not -(v.num_layers + 1) <= layer <= v.num_layers:
             raise ConfigError(f"vision.{name}={layer} is not a hidden-state index of a {v.num_layers}-layer ViT")

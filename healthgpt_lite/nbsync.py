@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .artifacts import REPO_ROOT
+
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def paired_sources(root: Path = REPO_ROOT) -> list[Path]:

@@ -222,7 +222,7 @@ from pathlib import Path
 
 from healthgpt_lite.data import load_records
 from healthgpt_lite.data.tokenizer import DEFAULT_TOKENIZER_DIR
-from healthgpt_lite.lora import last_router_weights, record_router
+from healthgpt_lite.lora import recorded_router_weights
 
 sample_dir = Path(DEFAULT_TOKENIZER_DIR).parent / "vl_health_lite"
 def qa_texts(split):
@@ -241,11 +241,9 @@ q_tokens = [tok.decode([i]) for i in q_ids[0]]
 
 def snapshot_router():
     llm.eval()
-    record_router(llm)
-    with torch.no_grad():
+    with torch.no_grad(), recorded_router_weights(llm) as weights:  # forward hooks on the routers
         llm(input_ids=q_ids)
-    record_router(llm, False)
-    return {name: w[0].clone() for name, w in last_router_weights(llm).items()}  # (T, k) per layer
+    return {name: w[0].clone() for name, w in weights.items()}  # (T, k) per layer
 
 def val_loss():
     llm.eval()

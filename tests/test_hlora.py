@@ -7,7 +7,7 @@ from torch import nn
 
 from healthgpt_lite.config import PluginConfig
 from healthgpt_lite.errors import ConfigError, InputError
-from healthgpt_lite.lora import HLoRALinear, MoELoRALinear
+from healthgpt_lite.lora import HLoRALinear, MoELoRALinear, recorded_router_weights
 
 D_IN, D_OUT = 24, 40
 
@@ -101,15 +101,18 @@ def test_gradients_reach_only_the_active_plugin():
     assert not layer.base.weight.requires_grad and layer.base.weight.grad is None
 
 
-def test_router_recording_is_off_by_default():
+def test_router_recording_happens_only_inside_the_block():
     layer = make_layer(dtype=torch.float32)
     p = layer.plugins["comprehension"]
-    layer(torch.randn(2, 3, D_IN))
-    assert p.last_router_weights is None
-    p.record_router = True
-    layer(torch.randn(2, 3, D_IN))
-    w = p.last_router_weights
+    x = torch.randn(2, 3, D_IN)
+    with recorded_router_weights(layer) as weights:
+        layer(x)
+    w = weights[""]  # the layer itself is the one wrapped layer
     assert w.shape == (2, 3, 4) and torch.allclose(w.sum(-1), torch.ones(2, 3))
+    assert torch.allclose(w, p.router_weights(x))
+    assert not p.router._forward_hooks  # removed on exit: no recording state left on the plugin
+    layer(torch.randn(2, 3, D_IN))
+    assert torch.equal(weights[""], w)  # outside the block nothing is recorded
 
 
 def test_bad_inputs_are_named():

@@ -6,8 +6,8 @@ from transformers import Phi3Config, Phi3ForCausalLM
 from healthgpt_lite.config import PluginConfig
 from healthgpt_lite.errors import InputError
 from healthgpt_lite.lora import (HLoRALinear, MoELoRALinear, active_task, count_plugin_parameters, inject_hlora,
-                                 last_router_weights, layer_shapes, load_plugin, plugin_parameters,
-                                 read_plugin_metadata, record_router, save_plugin, set_task, wrapped_layers)
+                                 layer_shapes, load_plugin, plugin_parameters, read_plugin_metadata,
+                                 recorded_router_weights, save_plugin, set_task, wrapped_layers)
 
 PHI3_LINEARS = {"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"}
 PLUGINS = {"comprehension": PluginConfig(rank=8, experts=4, alpha=16.0, dropout=0.0),
@@ -93,16 +93,16 @@ def test_gradients_reach_only_the_active_plugin():
 
 def test_router_weights_are_recorded_on_request():
     model = inject_hlora(tiny_phi3(), PLUGINS)
-    logits(model)
-    assert last_router_weights(model) == {}
-    record_router(model)
-    logits(model)
-    record_router(model, False)
-    weights = last_router_weights(model)
+    with recorded_router_weights(model) as weights:
+        assert weights == {}  # nothing before the forward
+        logits(model)
     assert len(weights) == 8 and weights["model.layers.1.mlp.down_proj"].shape == (2, 9, 4)
     with torch.no_grad():
         model(input_ids=IDS[:1])
-    assert last_router_weights(model)["model.layers.1.mlp.down_proj"].shape == (2, 9, 4)  # off: not overwritten
+    assert weights["model.layers.1.mlp.down_proj"].shape == (2, 9, 4)  # after the block: not overwritten
+    with recorded_router_weights(model, task="generation") as gen:
+        logits(model)  # the active task is comprehension: the generation routers do not run
+    assert gen == {}
 
 
 @pytest.mark.parametrize("kind", ["hlora", "moelora", "lora"])

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from ..model.llm import build_llm
 
-from ..config import BenchConfig, Config, LLMConfig, PluginConfig
+from ..config import BenchConfig, Config, LLMConfig, PluginConfig, rank_split_problem
 from ..errors import ConfigError
 from ..lora import inject_hlora, plugin_parameters
 
@@ -49,8 +49,8 @@ def bench_llm(cfg: Config, size: str) -> LLMConfig:
 def variants(b: BenchConfig) -> list[tuple[str, int]]:
     """``(kind, experts)``: LoRA first (the reference), then MoELoRA and H-LoRA per k."""
     for k in b.experts:
-        if k < 1 or b.rank % k:
-            raise ConfigError(f"bench.rank={b.rank} must be a positive multiple of every bench.experts value (got {k})")
+        if problem := rank_split_problem(b.rank, k, "bench"):
+            raise ConfigError(f"{problem} (every bench.experts value)")
     return [("lora", 1)] + [(kind, k) for k in b.experts for kind in ("moelora", "hlora")]
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..artifacts import REPO_ROOT
 from ..errors import ConfigError, InputError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOKENIZER_DIR = REPO_ROOT / "data_samples" / "tokenizer"
 
 EOS = "<|endoftext|>"
@@ -48,9 +48,6 @@ class ImageTokenIds:
 
     def code_to_token(self, codes):
         return codes + self.first_idx
-
-    def token_to_code(self, ids):
-        return ids - self.first_idx
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 1024, n_codes: int = 512):

@@ -24,7 +24,8 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from ..nbsync import REPO_ROOT, out_of_sync, sync
+from ..artifacts import REPO_ROOT
+from ..nbsync import out_of_sync, sync
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?:[ \t]+stub:[ \t]*(?P<stub>\S.*?))?[ \t]*$")
 END = re.compile(r"^[ \t]*### END SOLUTION[ \t]*$")

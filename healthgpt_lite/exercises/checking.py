@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..artifacts import REPO_ROOT
 from ..errors import InputError
 from .poison import UsedReference, reference_unavailable, refers_to, resolve, unwrapped
 
 RESULTS_ENV = "HEALTHGPT_LITE_EXERCISE_RESULTS"
 CORRECT, INCORRECT, NOT_ATTEMPTED = "correct", "incorrect", "not attempted"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _MISSING = object()
 
 

@@ -15,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..config import TASKS
 from ..vision.encoder import normalize_pixels
 from ..vision.probes import MEANING, choose_hvp_layers, meaning_skill
 from .checking import Case, Question
@@ -22,7 +23,6 @@ from .checking import Case, Question
 EXERCISE = "01_hvp"
 TASK_COLOURS = {"generation": "tab:orange", "comprehension": "tab:blue"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # a common mix-up
-TASKS = ("generation", "comprehension")
 
 
 # ----------------------------------------------------------------------------- q1
@@ -133,7 +133,7 @@ def reference_normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
 
 def pixel_cases() -> list[Case]:
     from ..data import load_image
-    from ..data.tokenizer import REPO_ROOT
+    from ..artifacts import REPO_ROOT
 
     images = REPO_ROOT / "data_samples" / "vl_health_lite" / "images"
     scans = torch.stack([load_image(images / f"p00000_{m}.png", size=64) for m in ("ct", "mri", "xray")])  # (3, 3, 64, 64)

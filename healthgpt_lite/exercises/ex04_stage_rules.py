@@ -18,7 +18,8 @@ from torch import nn
 
 from ..config import Config, build_config
 from ..training.lit_module import train_only_rows_from
-from ..training.stages import ORDER, STAGES, TASKS
+from ..config import TASKS
+from ..training.stages import ORDER, STAGES
 from .checking import Case, Question
 
 EXERCISE = "04_stage_rules"

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..data.tokenizer import REPO_ROOT
+from ..artifacts import REPO_ROOT
 from ..eval.metrics import normalize_answer
 from .checking import Case, Question
 

@@ -29,41 +29,29 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import PluginConfig
-from .layer import TaskPluginLinear
+from .layer import RoutedPlugin, TaskPluginLinear
 
 UPSTREAM_NAMES = {"lora_A": "A", "lora_B": "B", "lora_route": "router"}  # released code -> ours
 
 
-class HLoRAPlugin(nn.Module):
+class HLoRAPlugin(RoutedPlugin):
     """One task's fused H-LoRA update for one linear layer: ``(..., d_in) -> (..., d_out)``."""
 
     def __init__(self, d_in: int, d_out: int, cfg: PluginConfig, device=None, dtype=None):
-        super().__init__()
-        self.config = cfg
-        self.experts, self.rank_per_expert, self.scale = cfg.experts, cfg.rank_per_expert, cfg.scale
+        super().__init__(cfg)
         kw = dict(bias=False, device=device, dtype=dtype)
         self.A = nn.Linear(d_in, cfg.rank, **kw)  # k experts' down-projections, stacked
         self.B = nn.Linear(cfg.rank, d_out, **kw)  # k experts' up-projections, side by side
         self.router = nn.Linear(d_in, cfg.experts, **kw)  # token-level soft routing
-        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.record_router = False  # set True to keep the last forward's router weights
-        self.last_router_weights: torch.Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.A.weight, a=math.sqrt(5))
         nn.init.kaiming_uniform_(self.router.weight, a=math.sqrt(5))
         nn.init.zeros_(self.B.weight)  # the update starts at exactly zero
-
-    def router_weights(self, x: torch.Tensor) -> torch.Tensor:
-        w = F.softmax(self.router(x), dim=-1)  # (..., k), sums to 1 per token
-        if self.record_router:
-            self.last_router_weights = w.detach()
-        return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.router_weights(x)  # (..., k)

@@ -16,20 +16,21 @@ first task in ``plugins`` is active. Saving and loading one plugin: :mod:`.plugi
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import contextlib
+from typing import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 
 from ..config import PluginConfig
+from ..config import PLUGIN_KINDS
 from ..errors import InputError
 from .hlora import HLoRALinear
-from .layer import TaskPluginLinear
+from .layer import RoutedPlugin, TaskPluginLinear
 from .moelora import MoELoRALinear
 from .peft_lora import LoraLayer, inject_lora, set_peft_task
 
 LAYER_CLASSES: dict[str, type[TaskPluginLinear]] = {"hlora": HLoRALinear, "moelora": MoELoRALinear}
-KINDS = ("hlora", "moelora", "lora")
 
 
 def target_linears(model: nn.Module, exclude: Iterable[str] = ("lm_head",)) -> list[str]:
@@ -46,8 +47,8 @@ def inject_hlora(model: nn.Module, plugins: Mapping[str, PluginConfig], kind: st
     Returns ``model``. Freezes all of its parameters first, so afterwards exactly the plugins'
     weights require grad. Raises ``InputError`` for an unknown kind, no plugins, no linears,
     or a model that already has plugins."""
-    if kind not in KINDS:
-        raise InputError(f"unknown plugin kind {kind!r}; choose one of {KINDS}")
+    if kind not in PLUGIN_KINDS:
+        raise InputError(f"unknown plugin kind {kind!r}; choose one of {PLUGIN_KINDS}")
     if not plugins or not all(isinstance(t, str) and t for t in plugins):
         raise InputError(f"plugins must map task names to PluginConfig, got {dict(plugins)!r}")
     if wrapped_layers(model):
@@ -138,23 +139,27 @@ def count_plugin_parameters(model: nn.Module, task: str) -> int:
     return sum(p.numel() for p in plugin_parameters(model, task).values())
 
 
-def record_router(model: nn.Module, on: bool = True) -> None:
-    """Make every H-LoRA/MoELoRA plugin keep its last forward's router weights (off by default).
-    Turning it on forgets earlier recordings; turning it off keeps the last one for reading."""
-    for m in model.modules():
-        if hasattr(m, "record_router"):
-            m.record_router = on
-            if on:
-                m.last_router_weights = None
+@contextlib.contextmanager
+def recorded_router_weights(model: nn.Module, task: str | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the router of ``task``'s plugins (default: the active task) while inside the block:
 
+        with recorded_router_weights(model) as weights:
+            model(input_ids=ids)
+        weights["model.layers.0.mlp.down_proj"]        # (..., k) softmax weights of the last forward
 
-def last_router_weights(model: nn.Module, task: str | None = None) -> dict[str, torch.Tensor]:
-    """``{layer name: (..., k) softmax weights}`` recorded in the last forward of ``task``'s
-    plugins (default: the active task). Call :func:`record_router` before that forward."""
+    Forward hooks on each plugin's router, removed on exit: the plugins themselves hold no
+    recording state, and nothing is recorded (or slowed down) outside the block."""
     task = task or active_task(model)
-    out = {}
+    weights: dict[str, torch.Tensor] = {}
+    hooks = []
     for name, layer in wrapped_layers(model).items():
-        w = getattr(layer.plugins[task], "last_router_weights", None) if isinstance(layer, TaskPluginLinear) else None
-        if w is not None:
-            out[name] = w
-    return out
+        plugin = layer.plugins[task] if isinstance(layer, TaskPluginLinear) else None
+        if isinstance(plugin, RoutedPlugin):
+            def keep(_module, _inputs, logits, name=name):
+                weights[name] = torch.softmax(logits.detach(), dim=-1)  # as RoutedPlugin.router_weights
+            hooks.append(plugin.router.register_forward_hook(keep))
+    try:
+        yield weights
+    finally:
+        for h in hooks:
+            h.remove()

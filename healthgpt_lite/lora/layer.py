@@ -18,18 +18,38 @@ import copy
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..config import PluginConfig
+from ..config import PluginConfig, rank_split_problem
 from ..errors import ConfigError, InputError
 
 
 def check_plugin_config(task: str, cfg: PluginConfig) -> None:
     """k experts of rank r each: the total rank must split evenly over the experts."""
-    if cfg.experts < 1 or cfg.rank < 1 or cfg.rank % cfg.experts:
-        raise ConfigError(f"{task} plugin: rank={cfg.rank} must be a positive multiple of experts={cfg.experts}")
+    if problem := rank_split_problem(cfg.rank, cfg.experts, f"{task} plugin"):
+        raise ConfigError(problem)
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{task} plugin: dropout={cfg.dropout} must lie in [0, 1)")
+
+
+class RoutedPlugin(nn.Module):
+    """What H-LoRA and MoELoRA plugins share: k experts of rank r, a dense token-level router
+    ``softmax(R x)`` over them (no top-k, no noise) and dropout on the low-rank activations.
+    Subclasses build ``self.router = nn.Linear(d_in, k)`` and their experts, and say how the
+    experts' updates are computed (fused or in a loop)."""
+
+    router: nn.Linear
+
+    def __init__(self, cfg: PluginConfig):
+        super().__init__()
+        self.config = cfg
+        self.experts, self.rank_per_expert, self.scale = cfg.experts, cfg.rank_per_expert, cfg.scale
+        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
+
+    def router_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., d_in) -> (..., k)`` mixing weights, summing to 1 per token."""
+        return F.softmax(self.router(x), dim=-1)
 
 
 class TaskPluginLinear(nn.Module):

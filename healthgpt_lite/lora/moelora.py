@@ -22,24 +22,19 @@ from torch import nn
 from ..config import PluginConfig
 from ..errors import InputError
 from .hlora import HLoRALinear, HLoRAPlugin
-from .layer import TaskPluginLinear
+from .layer import RoutedPlugin, TaskPluginLinear
 
 
-class MoELoRAPlugin(nn.Module):
+class MoELoRAPlugin(RoutedPlugin):
     """One task's MoELoRA update for one linear layer: ``(..., d_in) -> (..., d_out)``."""
 
     def __init__(self, d_in: int, d_out: int, cfg: PluginConfig, device=None, dtype=None):
-        super().__init__()
-        self.config = cfg
-        self.experts, self.rank_per_expert, self.scale = cfg.experts, cfg.rank_per_expert, cfg.scale
+        super().__init__(cfg)
         kw = dict(bias=False, device=device, dtype=dtype)
         r = cfg.rank_per_expert
         self.A = nn.ModuleList(nn.Linear(d_in, r, **kw) for _ in range(cfg.experts))  # A_i
         self.B = nn.ModuleList(nn.Linear(r, d_out, **kw) for _ in range(cfg.experts))  # B_i
         self.router = nn.Linear(d_in, cfg.experts, **kw)
-        self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.record_router = False
-        self.last_router_weights: torch.Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -47,8 +42,6 @@ class MoELoRAPlugin(nn.Module):
             nn.init.kaiming_uniform_(a.weight, a=math.sqrt(5))
             nn.init.zeros_(b.weight)
         nn.init.kaiming_uniform_(self.router.weight, a=math.sqrt(5))
-
-    router_weights = HLoRAPlugin.router_weights  # softmax(R x), optionally recorded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.router_weights(x)  # (..., k)

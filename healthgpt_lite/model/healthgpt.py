@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..config import Config, build_config, config_from_dict
+from ..config import Config, config_from_dict
 from ..data.io import load_image
 from ..errors import InputError
 from .multimodal import encode_example, user_text
@@ -47,12 +47,6 @@ class HealthGPTLite:
 
         model = model_after(cfg, list(stages), artifacts_dir, with_vision=True)
         return cls(model, tokenizer_for(cfg), load_vq_tokenizer(cfg, artifacts_dir), cfg)
-
-    @classmethod
-    def from_preset(cls, name: str = "tiny", profile: str = "cpu", artifacts_dir=None, **overrides) -> "HealthGPTLite":
-        """Build the untrained model of a preset (needs its base LLM, encoder and VQ artifacts or
-        real weights). Overrides are dotted keys: ``from_preset("tiny", **{"vq.n_embed": 512})``."""
-        return cls.from_config(build_config(name, profile, overrides), artifacts_dir)
 
     def set_task(self, task: str) -> "HealthGPTLite":
         self.model.set_task(task)

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from ..data.tokenizer import ImageTokenIds
+from ..config import TASKS
 from ..errors import InputError
 from .image_positions import ImagePositions
 from .multimodal import SequenceLayout, splice_visual_tokens
 
-TASKS = ("comprehension", "generation")
 
 
 class HealthGPTModel(nn.Module):

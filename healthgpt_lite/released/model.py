@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import Config, apply_overrides, build_config, validate
+from ..config import TASKS, Config, apply_overrides, build_config, validate
 from ..data.tokenizer import END_INDEX, START_INDEX, SYSTEM_PROMPT, image_token_ids
 from ..errors import InputError
 from ..model.healthgpt import HealthGPTLite
 from ..model.multimodal import SequenceLayout, splice_visual_tokens
-from ..model.unified import TASKS, HealthGPTModel
+from ..model.unified import HealthGPTModel
 from .convert import ReleasedFile, load_released, plugin_shape
 from .preprocess import load_processor, released_pixels
 from .prompt import IMAGE_TOKEN_INDEX, prompt_ids, released_tokenizer, template_for

@@ -34,7 +34,7 @@ from .features import FeatureStore, ensure_features
 from .lit_module import HealthGPTLitModule
 from .pipeline import MODEL_SECTIONS, model_after, stage_key, stage_path, stages_before
 from .records_data import PixelCollator, RecordsDataset, fill_target_codes, load_task_records
-from .stages import STAGES
+from .stages import STAGES, check_stage_names
 
 
 class StageModule(HealthGPTLitModule):
@@ -49,8 +49,7 @@ class StageModule(HealthGPTLitModule):
                  seed: int = 0, overrides: dict | None = None, artifacts_dir: str = "artifacts",
                  images_inline: bool = False, activation_checkpointing: bool = False):
         cfg = build_config(preset, profile, overrides or {}, seed=seed)
-        if stage not in STAGES:
-            raise ConfigError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
+        check_stage_names([stage], ConfigError)
         model = model_after(cfg, stages_before(stage), artifacts_dir, with_vision=images_inline)
         t = cfg.train
         super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction, seed=seed,
@@ -100,8 +99,7 @@ class StageData(StageDataModule):
                  train_records: dict[str, str] | None = None, val_records: dict[str, str] | None = None,
                  image_root: str | None = None, batch_size: dict[str, int] | None = None):
         cfg = build_config(preset, profile, overrides or {}, seed=seed)
-        if stage not in STAGES:
-            raise ConfigError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
+        check_stage_names([stage], ConfigError)
         spec, t = STAGES[stage], cfg.train
         store, data = None, None
         if train_records:
@@ -150,8 +148,7 @@ class HealthGPTCLI(LightningCLI):
         checkpoints go into the stage's artifact folder, so ``--ckpt_path last`` resumes."""
         c = self.config[self.subcommand] if self.subcommand else self.config
         m = c.model
-        if m.stage not in STAGES:
-            raise ConfigError(f"unknown stage {m.stage!r}; choose one of {list(STAGES)}")
+        check_stage_names([m.stage], ConfigError)
         if c.trainer.max_steps not in (None, -1):  # an explicit max_steps is also the schedule's length
             m.overrides = c.data.overrides = {**(m.overrides or {}), f"train.{m.stage}_steps": c.trainer.max_steps}
         cfg = build_config(m.preset, m.profile, m.overrides or {}, seed=m.seed)
@@ -170,8 +167,4 @@ def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:
     return HealthGPTCLI(StageModule, StageData, args=args, run=run, save_config_callback=None,
                         trainer_defaults=TRAINER_DEFAULTS)
 
-
-def fit_entry(argv: list[str]) -> int:
-    main(["fit", *argv])
-    return 0
 

@@ -26,7 +26,7 @@ from ..model.unified import HealthGPTModel
 from ..model.vocab import extend_vocabulary
 from .features import FeatureStore, ensure_features
 from .llm_pretrain import load_base_llm
-from .stages import ORDER, STAGES, StageSpec
+from .stages import ORDER, STAGES, StageSpec, check_stage_names
 
 STAGE_HINT = "`python -m healthgpt_lite fit --stage {name}` or notebooks 06-08 (or `make reproduce`)"
 
@@ -119,12 +119,6 @@ def stages_before(name: str) -> list[str]:
             needed.add(dep)
             todo += STAGES[dep].depends_on
     return [s for s in ORDER if s in needed]
-
-
-def check_stage_names(names) -> None:
-    unknown = [s for s in names if s not in STAGES]
-    if unknown:
-        raise InputError(f"unknown stage {unknown[0]!r}; choose one of {list(ORDER)}")
 
 
 def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision: bool = False, tokenizer=None) -> HealthGPTModel:

@@ -59,9 +59,6 @@ class Recipe:
     stages: tuple[StageSpec, ...]  # in training order; stage i trains for budget i (``step_budget``)
     plugins: bool  # True: HealthGPT's model (H-LoRA plugins, image vocabulary); False: LLaVA-style
 
-    def spec(self, stage_name: str) -> StageSpec:
-        return next(s for s in self.stages if s.name == stage_name)
-
 
 RECIPES: dict[str, Recipe] = {
     "qilin": Recipe("qilin", "Qilin-Med-VL (LLaVA-1.5: projector, then full fine-tune)",

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import TASKS
+from ..errors import InputError
+
 GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows",
           "image_positions", "llm")
-TASKS = ("comprehension", "generation")
 
 
 @dataclass(frozen=True)
@@ -85,3 +87,10 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
                    "super-resolution, reconstruction and report->image"),
 ]}
 ORDER = ("stage1_comprehension", "stage1_generation", "stage2", "stage3_comprehension", "stage3_generation")
+
+
+def check_stage_names(names, error: type[Exception] = InputError) -> None:
+    """Raise ``error`` naming the first unknown stage and the known ones (the one home of this check)."""
+    unknown = [s for s in names if s not in STAGES]
+    if unknown:
+        raise error(f"unknown stage {unknown[0]!r}; choose one of {list(ORDER)}")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..config import Config
-from .encoder import TASKS
+from ..config import TASKS, Config
 
 
 class MLP2xGELU(nn.Sequential):

@@ -23,10 +23,9 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
-from ..config import VisionConfig
+from ..config import TASKS, VisionConfig
 from ..errors import InputError
 
-TASKS = ("comprehension", "generation")
 # CLIP's pixel statistics (OpenAI CLIP preprocessing); inputs arrive in [0, 1] from load_image.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -73,17 +73,16 @@ def upscale(gpt, data_dir: Path, patient: str, modality: str, factor: int = 4) -
 @torch.no_grad()
 def router_figure(gpt, data_dir: Path, patient: str, modality: str, question: str, layers: int = 3) -> Figure:
     """The comprehension plugin's router weights over the answer's prompt tokens (last layers)."""
-    from ..lora import last_router_weights, record_router
+    from ..lora import recorded_router_weights
     from ..model.multimodal import encode_example, user_text
     from .hlora import router_heatmap
 
     gpt.set_task("comprehension")
     ids = encode_example(gpt.tokenizer, user_text(question, True), gpt.cfg.vision.num_tokens,
                          gpt.cfg.llm.max_position_embeddings)["input_ids"][None]
-    record_router(gpt.model.llm, True)
-    gpt.model(ids, pixels=gpt.pixels([scan_path(data_dir, patient, modality)]))
-    record_router(gpt.model.llm, False)
-    weights = {k: v[0] for k, v in last_router_weights(gpt.model.llm).items() if k.endswith("qkv_proj")}
+    with recorded_router_weights(gpt.model.llm) as recorded:
+        gpt.model(ids, pixels=gpt.pixels([scan_path(data_dir, patient, modality)]))
+    weights = {k: v[0] for k, v in recorded.items() if k.endswith("qkv_proj")}
     keep = list(weights)[-layers:]
     n_text = 24  # the question and the answer prompt: the last tokens of the sequence
     tokens = gpt.tokenizer.convert_ids_to_tokens(ids[0, -n_text:].tolist())
