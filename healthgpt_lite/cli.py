@@ -15,6 +15,7 @@
                                                   --hlora com_hlora_weights.bin --llm PHI3_DIR --clip CLIP_DIR)
     healthgpt-lite generate INSTRUCTION --image IMG --out OUT.png   draw an image (released: --hlora
                                                   gen_hlora_weights.bin --fusion ... --vqgan last.ckpt ...)
+    healthgpt-lite vq --split test                the VQ tokenizer's PSNR, SSIM and codebook use (trains it if missing)
     healthgpt-lite notebooks sync|check           rebuild/check the .ipynb paired to each .py
     healthgpt-lite bench hlora --out CSV          step time/memory: LoRA vs MoELoRA vs H-LoRA
     healthgpt-lite bench stages                   tokens/s of every training stage; Lightning vs Python vs matmuls
@@ -117,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     fit.add_argument("lightning_args", nargs=argparse.REMAINDER)
 
+    vq = sub.add_parser("vq", help="measure the VQ tokenizer (trains it first if missing): PSNR, SSIM, codebook use")
+    _config_args(vq)
+    vq.add_argument("--split", default="test", choices=["train", "val", "test"])
+    vq.add_argument("--artifacts", default=None, help="artifacts folder (default: ./artifacts)")
+    vq.add_argument("--threads", type=int, default=2, help="CPU threads (the targets are for 2 cores)")
+
     nbs = sub.add_parser("notebooks", help="rebuild the .ipynb of every jupytext .py source")
     nbs.add_argument("action", choices=["sync", "check"])
 
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["fit"]:  # LightningCLI parses its own arguments (and its --help)
-            from .training.cli import main as fit_main
+            from .training.fit_cli import main as fit_main
 
             fit_main(argv)
             return 0
@@ -200,12 +207,12 @@ def _dispatch(args) -> int:
     from .config import build_config
 
     if args.command == "reproduce":
-        from .reproduce import reproduce
-        from .reproduce_qilin import reproduce_qilin
+        from .pipelines.reproduce import reproduce
+        from .pipelines.qilin import reproduce_qilin
 
         cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
         if args.ablations:
-            from .ablations.report import reproduce_ablations
+            from .pipelines.ablations import reproduce_ablations
 
             reproduce_ablations(cfg, artifacts_dir=args.artifacts, out_dir=args.out)
             return 0
@@ -234,7 +241,7 @@ def _dispatch(args) -> int:
             print(build_tokenizer(Path(args.out), n_codes=args.codes, vocab_size=args.vocab_size))
         return 0
     if args.command == "notebooks":
-        from .nbsync import out_of_sync, paired_sources, sync
+        from .course.nbsync import out_of_sync, paired_sources, sync
 
         problems = []
         for py in paired_sources():
@@ -253,9 +260,20 @@ def _dispatch(args) -> int:
 
             run_stages(cfg, out)
         else:
-            from .bench.hlora import run_cli
+            from .bench.plugin_speed import run_cli
 
             run_cli(cfg, out, args.device)
+        return 0
+    if args.command == "vq":
+        import json
+
+        import torch
+
+        from .vq.measure import measure_vq
+
+        torch.set_num_threads(args.threads)
+        cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+        print(json.dumps(measure_vq(cfg, args.artifacts, args.split)))
         return 0
     if args.command == "plan":
         return _plan(args)
@@ -275,14 +293,14 @@ def _dispatch(args) -> int:
         print(args.out)
         return 0
     if args.command == "book":
-        from .book import build_book
+        from .course.book import build_book
 
         chapters = build_book(args.out, args.profile, args.artifacts, args.only, args.timeout)
         print(f"{Path(args.out) / 'index.html'}: {len(chapters)} notebooks in {sum(c.wall_s for c in chapters) / 60:.1f} min")
         return 0 if all(c.ok for c in chapters) else 1
     if args.command == "browser-check":
         from .artifacts import default_artifacts_dir
-        from .browser_check import run_browser_check
+        from .course.browser_check import run_browser_check
 
         result = run_browser_check(args.artifacts or default_artifacts_dir(), args.screenshot, args.timeout, args.profile)
         print(result.summary())
@@ -296,12 +314,12 @@ def _inference_model(args, task: str):
 
     if not args.hlora:
         from .artifacts import default_artifacts_dir
-        from .model.healthgpt import HealthGPTLite
+        from .model.inference import HealthGPTLite
 
         return HealthGPTLite.from_artifacts(args.artifacts or default_artifacts_dir(), args.profile, args.preset)
     import torch
 
-    from .data.tokenizer import SYSTEM_PROMPT
+    from .data.text_tokenizer import SYSTEM_PROMPT
     from .released import ReleasedHealthGPT
 
     if args.artifacts or not (args.llm and args.clip):
@@ -353,7 +371,7 @@ def _benchmark(args) -> int:
         predictions = read_predictions(args.predictions)
     else:
         from .config import build_config
-        from .model.healthgpt import HealthGPTLite
+        from .model.inference import HealthGPTLite
         from .training.stages import ORDER
 
         cfg, artifacts = build_config(args.preset, args.profile, args.overrides, seed=args.seed), args.artifacts

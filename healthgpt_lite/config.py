@@ -157,11 +157,12 @@ TASKS = ("comprehension", "generation")  # the two tasks; each has its own plugi
 PLUGIN_KINDS = ("hlora", "moelora", "lora")  # H-LoRA and the paper's Table 4 baselines
 
 
-def rank_split_problem(rank: int, experts: int, where: str) -> str | None:
+def rank_split_problem(rank: int, experts: int, prefix: str = "") -> str | None:
     """The one rule on plugin shapes: k experts of rank r each, so the total rank r*k must split
-    evenly over k >= 1 experts. Returns what is wrong (naming ``where``), or None."""
+    evenly over k >= 1 experts. Returns what is wrong, naming the settings as ``prefix`` + name
+    (``"lora.comprehension."``), or None."""
     if experts < 1 or rank < 1 or rank % experts:
-        return f"{where}: rank={rank} must be a positive multiple of experts={experts}"
+        return f"{prefix}rank={rank} must be a positive multiple of {prefix}experts={experts}"
     return None
 
 
@@ -477,7 +478,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"lora.kind={cfg.lora.kind!r}; choose one of {PLUGIN_KINDS}")
     for task in TASKS:
         p = getattr(cfg.lora, task)
-        if problem := rank_split_problem(p.rank, p.experts, f"lora.{task}"):
+        if problem := rank_split_problem(p.rank, p.experts, f"lora.{task}."):
             raise ConfigError(problem)
     for layer, name in ((v.gen_layer, "gen_layer"), (v.comp_layer, "comp_layer")):
         if not -(v.num_layers + 1) <= layer <= v.num_layers:

@@ -32,7 +32,7 @@ DATA_DIR = None  # None: derived from ARTIFACTS_DIR and the data config
 OVERRIDES = {}  # dotted config keys, e.g. {"vq.n_embed": 256}; an unknown key is an error
 
 # %%
-from healthgpt_lite.notebook import course_map, environment_report, setup
+from healthgpt_lite.course.notebook import course_map, environment_report, setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 run

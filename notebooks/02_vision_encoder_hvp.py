@@ -35,7 +35,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 run
@@ -265,7 +265,7 @@ print(f"HealthGPT-M3 adapter: {sum(p.numel() for p in MLP2xGELU(1024, 3072).para
 from pydicom.data import get_testdata_file
 
 from healthgpt_lite.data.phantoms import MODALITIES
-from healthgpt_lite.data.tokenizer import load_tokenizer
+from healthgpt_lite.data.text_tokenizer import load_tokenizer
 from healthgpt_lite.vision import load_clip_lite
 from healthgpt_lite.vision.clip_data import short_caption
 from healthgpt_lite.vision.retrieval import embed_images, embed_texts

@@ -33,7 +33,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 run
@@ -219,7 +219,7 @@ token_grid_figure(real_ct[0], real_idx[0], real_rec[0], tok.n_codes, "real CT (p
 # ## The numbers against the targets
 #
 # `evaluate_vq` measures the whole test split (the same function as
-# `python -m healthgpt_lite.vq --profile cpu --split test`). Targets for the `cpu` profile:
+# `python -m healthgpt_lite vq --profile cpu --split test`). Targets for the `cpu` profile:
 # ≤ 256 tokens per image, PSNR ≥ 30 dB, SSIM ≥ 0.90, ≥ 50% of codes used, training ≤ 5 minutes on
 # 2 cores. The `smoke` profile (CI) trains for seconds only to prove the pipeline runs: its
 # numbers are far from the targets.

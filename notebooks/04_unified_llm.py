@@ -32,7 +32,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 cfg = run.cfg
@@ -50,7 +50,7 @@ run
 import torch
 
 from healthgpt_lite.data import image_token_ids
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.model.llm import build_llm
 
 tok = tokenizer_for(cfg)

@@ -35,7 +35,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 run
@@ -221,7 +221,7 @@ for task, cfg in plugins.items():
 from pathlib import Path
 
 from healthgpt_lite.data import load_records
-from healthgpt_lite.data.tokenizer import DEFAULT_TOKENIZER_DIR
+from healthgpt_lite.data.text_tokenizer import DEFAULT_TOKENIZER_DIR
 from healthgpt_lite.lora import recorded_router_weights
 
 sample_dir = Path(DEFAULT_TOKENIZER_DIR).parent / "vl_health_lite"
@@ -312,7 +312,7 @@ set_task(llm, "comprehension")
 # much. With dense softmax routing every expert keeps some weight for every token.
 
 # %%
-from healthgpt_lite.viz.hlora import router_heatmap
+from healthgpt_lite.viz.hlora_plots import router_heatmap
 
 last = run.cfg.llm.num_layers - 1
 router_after = snapshot_router()
@@ -371,7 +371,7 @@ pd.DataFrame(rows)
 import io
 
 from healthgpt_lite.artifacts import atomic_write_bytes, load_or_make
-from healthgpt_lite.bench.hlora import bench_hlora, format_table
+from healthgpt_lite.bench.plugin_speed import bench_hlora, format_table
 
 
 def measure(path):
@@ -385,7 +385,7 @@ bench = pd.read_csv(bench_dir / "bench_hlora.csv")
 print(format_table(bench))
 
 # %%
-from healthgpt_lite.viz.hlora import bench_figure
+from healthgpt_lite.viz.hlora_plots import bench_figure
 
 bench_figure(bench)
 
@@ -397,7 +397,7 @@ bench_figure(bench)
 # %%
 import os
 
-from healthgpt_lite.notebook import environment_report
+from healthgpt_lite.course.notebook import environment_report
 
 env = environment_report()
 print(f"device: {env['cuda']}; {os.cpu_count()} CPU cores, torch {env['torch']} with {env['cpu threads']} threads, "

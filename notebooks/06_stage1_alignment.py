@@ -32,7 +32,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 cfg = run.cfg
@@ -112,7 +112,7 @@ print(f"{len(store.rows)} input images -> comprehension features {tuple(store.co
 # mask for `image_rows`. Applied to the model stage 1 starts from (`model_after(cfg, [])`):
 
 # %%
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.training.lit_module import freeze_for_stage, trainable_parameter_count
 from healthgpt_lite.training.pipeline import model_after
 
@@ -264,7 +264,7 @@ for fn in (freeze_for_stage, train_only_rows_from, HealthGPTLitModule._loss, Hea
 
 # %%
 from healthgpt_lite.data import load_records
-from healthgpt_lite.model.healthgpt import HealthGPTLite
+from healthgpt_lite.model.inference import HealthGPTLite
 
 val = load_records(data_dir / "val.json")
 reports = [r for r in val if r["task"] == "report" and r["lang"] == "en"][:3]

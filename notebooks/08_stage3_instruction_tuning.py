@@ -29,7 +29,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 cfg = run.cfg
@@ -73,7 +73,7 @@ plot_curves(read_metrics(paths["stage3_generation"]), ["train/loss", "val/loss_g
 # %%
 import torch
 
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.model.multimodal import IGNORE_INDEX
 from healthgpt_lite.training.datamodule import StageDataModule
 from healthgpt_lite.training.features import FeatureStore, ensure_features
@@ -126,7 +126,7 @@ module.on_train_end()
 import pandas as pd
 
 from healthgpt_lite.data import load_records
-from healthgpt_lite.model.healthgpt import HealthGPTLite
+from healthgpt_lite.model.inference import HealthGPTLite
 from healthgpt_lite.training.stages import ORDER
 
 data_dir = run.data_dir

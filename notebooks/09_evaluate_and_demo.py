@@ -33,7 +33,7 @@ OVERRIDES = {}
 LIMIT = None  # records per task to evaluate (None: the whole test split)
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 cfg = run.cfg
@@ -46,7 +46,7 @@ run
 # All three stages, load-or-train (notebooks 06-08 train them; here they are loaded).
 
 # %%
-from healthgpt_lite.model.healthgpt import HealthGPTLite
+from healthgpt_lite.model.inference import HealthGPTLite
 from healthgpt_lite.training.pipeline import ensure_stages
 from healthgpt_lite.training.stages import ORDER
 

@@ -31,7 +31,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 cfg = run.cfg

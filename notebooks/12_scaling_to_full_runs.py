@@ -39,7 +39,7 @@ DATA_DIR = None
 OVERRIDES = {}
 
 # %%
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 cfg = run.cfg
@@ -92,7 +92,7 @@ print("all parameters on meta:", all(p.is_meta for p in m3.parameters()))
 # per-device batch, so we read the plan from them (next section shows the files).
 
 # %%
-from healthgpt_lite.notebook import repo_path
+from healthgpt_lite.course.notebook import repo_path
 from healthgpt_lite.scale.dry_run import parse_fit_config, plan_config, run_summary, stages_of
 from healthgpt_lite.scale.plan import stage_plan
 
@@ -319,7 +319,7 @@ else:
 
 # %%
 from healthgpt_lite.eval.benchmarks import evaluate_benchmark, predict
-from healthgpt_lite.model.healthgpt import HealthGPTLite
+from healthgpt_lite.model.inference import HealthGPTLite
 
 convert_file(source, demo / "vqa_rad_test.json", "vqa-rad", split="test")
 gpt = HealthGPTLite.from_config(cli.model.cfg, demo / "artifacts", stages=("stage1_comprehension",))  # the fit's config

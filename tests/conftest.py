@@ -55,7 +55,7 @@ def prerequisites_only(shared_artifacts):
 def smoke_gpt(shared_artifacts):
     """The tiny HealthGPT after all three stages in the smoke profile (a few steps each)."""
     from healthgpt_lite.config import build_config
-    from healthgpt_lite.model.healthgpt import HealthGPTLite
+    from healthgpt_lite.model.inference import HealthGPTLite
     from healthgpt_lite.training.pipeline import ensure_stages
 
     cfg = build_config("tiny", "smoke")

@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-import healthgpt_lite.artifacts as artifacts
+import healthgpt_lite.artifacts.store as artifacts  # patched where its functions look names up
 import healthgpt_lite.training.datamodule as datamodule
 import healthgpt_lite.training.trainer as trainer_module
 

@@ -80,7 +80,7 @@ def test_a_step_without_any_batch_is_refused():
 
 @pytest.fixture(scope="module")
 def smoke_report(shared_artifacts, tmp_path_factory):
-    from healthgpt_lite.ablations.report import reproduce_ablations
+    from healthgpt_lite.pipelines.ablations import reproduce_ablations
 
     cfg = build_config("tiny", "smoke", SMALL)
     out = tmp_path_factory.mktemp("ablations")

@@ -50,7 +50,7 @@ def test_read_meta_refuses_wrong_preset_and_missing(tmp_path):
 
 
 def test_atomic_write_never_leaves_half_a_file(tmp_path, monkeypatch):
-    from healthgpt_lite import artifacts
+    from healthgpt_lite.artifacts import store as artifacts  # the module whose os.replace the writes call
 
     target = tmp_path / "w.safetensors"
     atomic_save_safetensors({"w": torch.ones(3)}, target)

@@ -26,7 +26,7 @@ from healthgpt_lite.cli import main as cli_main
 from healthgpt_lite.config import build_config
 from healthgpt_lite.data.records import load_records
 from healthgpt_lite.errors import InputError
-from healthgpt_lite.model.healthgpt import HealthGPTLite
+from healthgpt_lite.model.inference import HealthGPTLite
 from healthgpt_lite.training.pipeline import model_after, stage_path
 
 ASK = "How many lesions are there?"

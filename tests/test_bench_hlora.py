@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from healthgpt_lite.bench.hlora import bench_llm, variants
+from healthgpt_lite.bench.plugin_speed import bench_llm, variants
 from healthgpt_lite.cli import main
 from healthgpt_lite.config import build_config
 from healthgpt_lite.errors import ConfigError
@@ -14,7 +14,7 @@ TINY_BENCH = ["--profile", "smoke", "--set", "bench.experts=[2]", "--set", "benc
 
 
 def test_bench_cli_writes_the_table(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("healthgpt_lite.bench.hlora.SAMPLE_S", 0.0)  # one step per sample
+    monkeypatch.setattr("healthgpt_lite.bench.plugin_speed.SAMPLE_S", 0.0)  # one step per sample
     out = tmp_path / "bench.csv"
     assert main(["bench", "hlora", "--out", str(out), *TINY_BENCH]) == 0
     df = pd.read_csv(out)

@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-from healthgpt_lite.book import build_book, course_notebooks, render_page
+from healthgpt_lite.course.book import build_book, course_notebooks, render_page
 from healthgpt_lite.cli import main
 from healthgpt_lite.errors import InputError
 

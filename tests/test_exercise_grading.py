@@ -12,7 +12,7 @@ import pytest
 from healthgpt_lite.cli import main
 from healthgpt_lite.exercises.authoring import solution_cells
 from healthgpt_lite.exercises.grading import Row, find_submissions, grade_submissions, markdown
-from healthgpt_lite.nbrun import run_notebook
+from healthgpt_lite.course.nbrun import run_notebook
 
 EXERCISE = "04_stage_rules"  # the quickest to run
 

@@ -143,7 +143,7 @@ def _encode(**slip):
     from healthgpt_lite.model.multimodal import PROMPT_HEAD, PROMPT_TAIL, SequenceLayout
 
     def answer(tokenizer, user, n_visual, answer=None, image_codes=None, generation=False):
-        from healthgpt_lite.data.tokenizer import image_token_ids
+        from healthgpt_lite.data.text_tokenizer import image_token_ids
 
         layout = SequenceLayout.from_tokenizer(tokenizer)
         tok = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731

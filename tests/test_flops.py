@@ -72,7 +72,7 @@ def test_llm_shape_of_the_tiny_healthgpt(smoke_cfg):
     (what torch counts and we do not: the adapter on the visual tokens, RoPE's frequency matmul;
     on the CPU torch has no formula for SDPA, so attention is left out of both sides)."""
     from healthgpt_lite.bench.gpu_m3_step import synthetic_batch
-    from healthgpt_lite.data.tokenizer import image_token_ids, tokenizer_for
+    from healthgpt_lite.data.text_tokenizer import image_token_ids, tokenizer_for
     from healthgpt_lite.lora import count_plugin_parameters
     from healthgpt_lite.model.llm import build_llm
     from healthgpt_lite.training.lit_module import freeze_for_stage

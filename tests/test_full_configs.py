@@ -15,7 +15,7 @@ from transformers.models.phi3.modeling_phi3 import Phi3DecoderLayer
 from healthgpt_lite.errors import ConfigError
 from healthgpt_lite.scale.dry_run import (build_strategy, config_of, parse_fit_config, run_summary, stages_of,
                                           trainer_kwargs)
-from healthgpt_lite.training.cli import StageModule
+from healthgpt_lite.training.fit_cli import StageModule
 from healthgpt_lite.training.pipeline import stage_path
 from healthgpt_lite.training.stages import STAGES
 

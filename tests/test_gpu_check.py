@@ -90,7 +90,7 @@ def test_targets_are_never_silent():
 
 
 def fabricated_metrics() -> dict:
-    """evaluate_seed's metrics, only the keys the targets read (reproduce_steps.measured_targets)."""
+    """evaluate_seed's metrics, only the keys the targets read (pipelines/results.measured_targets)."""
     ssim = lambda *v: {k: {"ssim": x} for k, x in zip(("model", "copy_input", "grey_level_table"), v)}  # noqa: E731
     return {"comprehension": {"closed": 0.95, "open": 0.85, "open/open_location": 0.8, "open/open_size": 0.6},
             "comprehension_baselines": {},
@@ -166,7 +166,7 @@ def test_step_meter_inside_a_real_lightning_fit(smoke_cfg, smoke_data, tmp_path)
     from healthgpt_lite.bench.gpu_pipeline import timed_row
     from healthgpt_lite.bench.stages import stand_in_store
     from healthgpt_lite.bench.step_meter import StepMeter
-    from healthgpt_lite.data.tokenizer import image_token_ids, tokenizer_for
+    from healthgpt_lite.data.text_tokenizer import image_token_ids, tokenizer_for
     from healthgpt_lite.model.llm import build_llm
     from healthgpt_lite.training.pipeline import build_model, fit_stage
     from healthgpt_lite.training.stages import STAGES
@@ -215,7 +215,7 @@ def test_m3_step_code_on_the_tiny_model():
     """The M3 step's batch and training loop, on the tiny model on the CPU (fp32: no bf16 matmuls here)."""
     from healthgpt_lite.config import build_config
     from healthgpt_lite.bench.gpu_m3_step import measure_steps, step_flops, synthetic_batch
-    from healthgpt_lite.data.tokenizer import image_token_ids, tokenizer_for
+    from healthgpt_lite.data.text_tokenizer import image_token_ids, tokenizer_for
     from healthgpt_lite.model.llm import build_llm
     from healthgpt_lite.training.pipeline import build_model
     from healthgpt_lite.vision import HVPEncoder

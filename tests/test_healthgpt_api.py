@@ -6,7 +6,7 @@ from pydicom.data import get_testdata_file
 
 from healthgpt_lite.artifacts import data_dir_for
 from healthgpt_lite.errors import InputError
-from healthgpt_lite.model.healthgpt import HealthGPTLite
+from healthgpt_lite.model.inference import HealthGPTLite
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 
 from healthgpt_lite.artifacts import data_dir_for
 from healthgpt_lite.data.records import load_records
-from healthgpt_lite.data.tokenizer import ImageTokenIds
+from healthgpt_lite.data.text_tokenizer import ImageTokenIds
 from healthgpt_lite.errors import InputError
 from healthgpt_lite.model.image_decoding import pick_codes
 from healthgpt_lite.model.image_positions import ImagePositions

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 
 from healthgpt_lite.errors import InputError
-from healthgpt_lite.nbrun import run_notebook
+from healthgpt_lite.course.nbrun import run_notebook
 
 
 def make_notebook(path, *cells, tags_first=("parameters",), tags_last=()):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from healthgpt_lite.nbsync import out_of_sync, paired_sources
+from healthgpt_lite.course.nbsync import out_of_sync, paired_sources
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

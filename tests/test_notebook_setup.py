@@ -1,5 +1,5 @@
 """The notebooks' shared ``setup(...)`` cell: under ``smoke`` it says, once, that nothing is learned."""
-from healthgpt_lite.notebook import SMOKE_NOTICE, setup
+from healthgpt_lite.course.notebook import SMOKE_NOTICE, setup
 
 
 def test_smoke_says_once_that_nothing_is_learned(tmp_path, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from healthgpt_lite.nbrun import run_notebook
+from healthgpt_lite.course.nbrun import run_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_S = 300

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from healthgpt_lite.cli import build_parser, main
 from healthgpt_lite.config import build_config
 from healthgpt_lite.data import image_token_ids, load_records
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.errors import InputError
 from healthgpt_lite.lora import wrapped_layers
 from healthgpt_lite.model.llm import build_llm
@@ -133,7 +133,7 @@ def test_cli_recipe_flag(monkeypatch):
     with pytest.raises(SystemExit):
         parser.parse_args(["reproduce", "--recipe", "llava"])
     calls = []
-    import healthgpt_lite.reproduce_qilin as rq
+    import healthgpt_lite.pipelines.qilin as rq
 
     monkeypatch.setattr(rq, "reproduce_qilin", lambda cfg, **kw: calls.append((cfg, kw)))
     assert main(["reproduce", "--recipe", "qilin", "--profile", "smoke", "--out", "x"]) == 0

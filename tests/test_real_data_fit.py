@@ -7,14 +7,14 @@ from safetensors.torch import load_file
 
 from healthgpt_lite.config import PluginConfig, build_config
 from healthgpt_lite.data.convert import convert_file
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.errors import ConfigError, InputError
 from healthgpt_lite.lora import inject_hlora
 from healthgpt_lite.model.llm import build_llm
 from healthgpt_lite.model.multimodal import encode_example
 from healthgpt_lite.scale.dry_run import laptop_fit_args
 from healthgpt_lite.scale.stand_ins import write_benchmark_source, write_generation_records, write_stand_in_weights
-from healthgpt_lite.training.cli import StageData, main
+from healthgpt_lite.training.fit_cli import StageData, main
 from healthgpt_lite.training.records_data import fill_target_codes, load_task_records
 
 
@@ -79,7 +79,7 @@ def test_fill_target_codes_equals_encoding_the_codes():
     placeholder = encode_example(*args, image_codes=torch.zeros_like(codes), generation=True)
     truth = encode_example(*args, image_codes=codes, generation=True)
     batch = {k: v[None].clone() for k, v in placeholder.items()}
-    from healthgpt_lite.data.tokenizer import image_token_ids
+    from healthgpt_lite.data.text_tokenizer import image_token_ids
 
     fill_target_codes(batch, codes[None], image_token_ids(tok).first_idx)
     assert torch.equal(batch["input_ids"][0], truth["input_ids"]) and torch.equal(batch["labels"][0], truth["labels"])

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from healthgpt_lite.cli import main as cli_main
-from healthgpt_lite.data.tokenizer import add_healthgpt_tokens, image_token_names
+from healthgpt_lite.data.text_tokenizer import add_healthgpt_tokens, image_token_names
 from healthgpt_lite.errors import InputError
 from healthgpt_lite.released import IMAGE_TOKEN_INDEX, ReleasedHealthGPT
 from healthgpt_lite.released.convert import ReleasedFile, load_released, project_name

@@ -5,7 +5,7 @@ import torch
 
 from healthgpt_lite.config import build_config
 from healthgpt_lite.data import image_token_ids
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.errors import InputError
 from healthgpt_lite.model.llm import build_llm
 from healthgpt_lite.model.multimodal import collate, encode_example, user_text

@@ -1,6 +1,6 @@
 import pytest
 
-from healthgpt_lite.data.tokenizer import (CHAT_TOKENS, IMAGE_TOKEN, SYSTEM_PROMPT, add_healthgpt_tokens,
+from healthgpt_lite.data.text_tokenizer import (CHAT_TOKENS, IMAGE_TOKEN, SYSTEM_PROMPT, add_healthgpt_tokens,
                                             image_token_ids, load_tokenizer, train_tokenizer)
 from healthgpt_lite.errors import ConfigError, InputError
 

@@ -6,7 +6,7 @@ import torch
 
 from healthgpt_lite.config import build_config
 from healthgpt_lite.data.records import load_records
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.model.multimodal import IGNORE_INDEX, add_turns, encode_example, user_text
 from healthgpt_lite.training.datamodule import balance_tasks, group_by_image
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from healthgpt_lite.browser_check import chromium_missing, run_browser_check
+from healthgpt_lite.course.browser_check import chromium_missing, run_browser_check
 
 MISSING = chromium_missing()
 if MISSING and os.environ.get("CI") == "true":

@@ -37,7 +37,7 @@ STRICT = False  # True: a blank or wrong answer stops the notebook
 
 # %%
 from healthgpt_lite.exercises import load_questions
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2 = load_questions("01_hvp", globals(), strict=STRICT)

@@ -38,7 +38,7 @@ STRICT = False  # True: a blank or wrong answer stops the notebook
 
 # %%
 from healthgpt_lite.exercises import load_questions
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2, q3, q4 = load_questions("02_vq", globals(), strict=STRICT)

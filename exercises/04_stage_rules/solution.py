@@ -37,7 +37,7 @@ STRICT = False  # True: a blank or wrong answer stops the notebook
 
 # %%
 from healthgpt_lite.exercises import load_questions
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2 = load_questions("04_stage_rules", globals(), strict=STRICT)
@@ -151,7 +151,7 @@ q2.check()
 
 # %%
 from healthgpt_lite.data import image_token_ids
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.model.llm import build_llm
 from healthgpt_lite.model.multimodal import collate, encode_example, user_text
 from healthgpt_lite.training.pipeline import build_model

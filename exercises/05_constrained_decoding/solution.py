@@ -35,7 +35,7 @@ STRICT = False  # True: a blank or wrong answer stops the notebook
 
 # %%
 from healthgpt_lite.exercises import load_questions
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 (q1,) = load_questions("05_constrained_decoding", globals(), strict=STRICT)
@@ -56,7 +56,7 @@ run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 # contiguous, so code k is token `first_idx + k`.
 
 # %%
-from healthgpt_lite.data.tokenizer import tokenizer_for
+from healthgpt_lite.data.text_tokenizer import tokenizer_for
 from healthgpt_lite.data import image_token_ids
 
 tok = tokenizer_for(run.cfg)

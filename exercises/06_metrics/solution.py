@@ -35,7 +35,7 @@ STRICT = False  # True: a blank or wrong answer stops the notebook
 
 # %%
 from healthgpt_lite.exercises import load_questions
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2, q3 = load_questions("06_metrics", globals(), strict=STRICT)
@@ -124,7 +124,7 @@ import pandas as pd
 import torch.nn.functional as F
 
 from healthgpt_lite.data import load_image, load_records
-from healthgpt_lite.data.tokenizer import REPO_ROOT
+from healthgpt_lite.data.text_tokenizer import REPO_ROOT
 from healthgpt_lite.eval.metrics import bicubic_upsample, image_scores
 from healthgpt_lite.viz.plots import show_scans
 

@@ -38,7 +38,7 @@ STRICT = False  # True: a blank or wrong answer stops the notebook
 
 # %%
 from healthgpt_lite.exercises import load_questions
-from healthgpt_lite.notebook import setup
+from healthgpt_lite.course.notebook import setup
 
 run = setup(PROFILE, PRESET, SEED, ARTIFACTS_DIR, DATA_DIR, OVERRIDES)
 q1, q2 = load_questions("07_sequences", globals(), strict=STRICT)
@@ -50,7 +50,7 @@ q1, q2 = load_questions("07_sequences", globals(), strict=STRICT)
 # special token ids come from the project; the tokenizer is the tiny preset's:
 
 # %%
-from healthgpt_lite.data.tokenizer import image_token_ids, tokenizer_for
+from healthgpt_lite.data.text_tokenizer import image_token_ids, tokenizer_for
 from healthgpt_lite.model.multimodal import IGNORE_INDEX, PROMPT_HEAD, PROMPT_TAIL, SequenceLayout
 
 tok = tokenizer_for(run.cfg)
@@ -84,7 +84,7 @@ print("tokenising a piece:", tok("Is there a lesion?", add_special_tokens=False)
 # %%
 import torch
 
-from healthgpt_lite.data.tokenizer import image_token_ids
+from healthgpt_lite.data.text_tokenizer import image_token_ids
 from healthgpt_lite.model.multimodal import IGNORE_INDEX, PROMPT_HEAD, PROMPT_TAIL, SequenceLayout
 
 
@@ -127,7 +127,7 @@ q1.check()
 import pandas as pd
 
 from healthgpt_lite.data import load_records
-from healthgpt_lite.data.tokenizer import REPO_ROOT
+from healthgpt_lite.data.text_tokenizer import REPO_ROOT
 
 records = load_records(REPO_ROOT / "data_samples" / "vl_health_lite" / "train.json")
 rec = next(r for r in records if r["task"] == "ct2mri")

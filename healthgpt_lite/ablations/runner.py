@@ -24,9 +24,9 @@ from typing import Any, Callable
 
 from ..artifacts import default_artifacts_dir, load_or_make, read_meta
 from ..config import Config, apply_overrides, validate
-from ..data.tokenizer import tokenizer_for
+from ..data.text_tokenizer import tokenizer_for
 from ..errors import ConfigError
-from ..model.unified import HealthGPTModel
+from ..model.healthgpt_model import HealthGPTModel
 from ..training.features import FeatureStore, ensure_features
 from ..training.pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites, fit_stage, stages_before
 from ..training.stages import ORDER, STAGES, StageSpec

@@ -13,7 +13,7 @@ import torch
 from ..artifacts import load_or_make, read_meta
 from ..config import Config
 from ..eval.evaluate import evaluate_comprehension, evaluate_generation
-from ..model.healthgpt import HealthGPTLite
+from ..model.inference import HealthGPTLite
 from ..training.pipeline import MODEL_SECTIONS
 from .runner import RECIPE_STAGES, Context, branch_model, trunk
 from .runs import Run, Table, tables

@@ -11,7 +11,7 @@ Nothing is re-implemented: the same functions ``make reproduce`` runs, in the sa
     features      training.features.ensure_features   frozen ViT features and VQ codes, cached
     stage1_* .. stage3_*   training.pipeline.run_stage   the three stages (paper, "Three-stage Learning Strategy"),
                   each with a ``StepMeter`` inside its Lightning fit (tokens/s, FLOPs, MFU)
-    evaluation    reproduce_steps.evaluate_seed        test-split metrics and every baseline
+    evaluation    pipelines/seed_steps.evaluate_seed        test-split metrics and every baseline
 
 Each row also has the peak GPU memory of that step (``torch.cuda.max_memory_allocated``,
 reset before it). The stages train into a fresh artifacts folder unless ``--artifacts`` names
@@ -60,7 +60,7 @@ def run_pipeline(cfg: Config, artifacts_dir: str | Path, peak_flops: float | Non
     time limit still leaves its rows)."""
     from ..artifacts import data_dir_for
     from ..data.generate import ensure_dataset
-    from ..reproduce_steps import evaluate_seed
+    from ..pipelines.seed_steps import evaluate_seed
     from ..training.features import ensure_features
     from ..training.llm_pretrain import ensure_llm_lite
     from ..training.pipeline import run_stage
@@ -94,8 +94,8 @@ def run_pipeline(cfg: Config, artifacts_dir: str | Path, peak_flops: float | Non
 
 def pipeline_targets(result: dict, budget_minutes: float) -> list[dict]:
     """The issue's targets: the whole pipeline within the budget, every task above its
-    baseline as ``make reproduce`` defines it for tiny (``reproduce_steps.TARGETS``)."""
-    from ..reproduce_steps import TARGETS, measured_targets
+    baseline as ``make reproduce`` defines it for tiny (``pipelines/results.TARGETS``)."""
+    from ..pipelines.results import TARGETS, measured_targets
     from .gpu_result import target
 
     minutes = result["total_s"] / 60

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from ..config import Config
-from .hlora import _quiet_native_stderr
+from .plugin_speed import _quiet_native_stderr
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")
 ATTENTION_OPS = ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_efficient_attention",
@@ -70,7 +70,7 @@ def _tokens(batch: dict) -> int:
 
 
 def bench_stage(cfg: Config, name: str, data_dir: Path, store, warmup: int, steps: int) -> dict:
-    from ..data.tokenizer import image_token_ids, tokenizer_for
+    from ..data.text_tokenizer import image_token_ids, tokenizer_for
     from ..model.llm import build_llm
     from ..training.datamodule import StageDataModule
     from ..training.lit_module import HealthGPTLitModule

@@ -3,7 +3,7 @@ from .generate import ensure_dataset, generate_dataset
 from .io import load_image, save_image
 from .phantoms import MODALITIES, Patient, make_patient, render
 from .records import load_records, patient_records
-from .tokenizer import image_token_ids, load_tokenizer
+from .text_tokenizer import image_token_ids, load_tokenizer
 
 __all__ = ["MODALITIES", "Patient", "ensure_dataset", "generate_dataset", "image_token_ids", "load_image",
            "load_records", "load_tokenizer", "make_patient", "patient_records", "render", "save_image"]

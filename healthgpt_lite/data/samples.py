@@ -12,7 +12,7 @@ from ..config import DataConfig
 from .generate import generate_dataset
 from .phantoms import make_patient
 from .records import patient_records
-from .tokenizer import corpus_from_records, train_tokenizer
+from .text_tokenizer import corpus_from_records, train_tokenizer
 
 SAMPLE_PATIENTS = 12  # browsable sample: 12 patients at 64 px
 TOKENIZER_PATIENTS = 400  # text of 400 patients covers every template, number and word

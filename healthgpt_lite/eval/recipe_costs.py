@@ -3,7 +3,7 @@
 * :func:`step_costs`, measured on this preset: one training step (forward, backward, AdamW) of
   Qilin-Med-VL's stage 2 (full fine-tune) and HealthGPT's stage 3 (comprehension H-LoRA) on the
   same Chinese batch. Time: the two interleaved, median of ``bench.repeats`` samples at
-  ``bench.threads`` threads (``bench/hlora.py``), so a shared machine's drifting load hits both
+  ``bench.threads`` threads (``bench/plugin_speed.py``), so a shared machine's drifting load hits both
   alike; memory: the peak allocated during one step (activations, gradients, temporaries) and
   the persistent training state of the trained weights (fp32 weight + gradient + AdamW m and v:
   16 bytes each).
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from ..bench.hlora import interleaved_samples, step_peak_bytes
+from ..bench.plugin_speed import interleaved_samples, step_peak_bytes
 from ..config import Config, build_config
 from ..data.records import load_records
-from ..data.tokenizer import tokenizer_for
+from ..data.text_tokenizer import tokenizer_for
 from ..training.datamodule import BatchCollator, TaskDataset, task_records
 from ..training.features import FeatureStore, ensure_features
 from ..training.lit_module import HealthGPTLitModule, trainable_parameter_count

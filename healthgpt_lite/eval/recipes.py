@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import Config
 from ..data.records import load_records
-from ..data.tokenizer import image_token_ids, tokenizer_for
+from ..data.text_tokenizer import image_token_ids, tokenizer_for
 from .evaluate import evaluate_comprehension
 
 RECIPE_ORDER = ("qilin", "healthgpt_zh")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..artifacts import REPO_ROOT
-from ..nbsync import out_of_sync, sync
+from ..course.nbsync import out_of_sync, sync
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?:[ \t]+stub:[ \t]*(?P<stub>\S.*?))?[ \t]*$")
 END = re.compile(r"^[ \t]*### END SOLUTION[ \t]*$")

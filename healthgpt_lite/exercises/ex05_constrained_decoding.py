@@ -11,7 +11,7 @@ import random
 
 import torch
 
-from ..data.tokenizer import ImageTokenIds
+from ..data.text_tokenizer import ImageTokenIds
 from ..model.decoding import ImageTokenConstraint
 from .checking import Case, Question
 
@@ -55,7 +55,7 @@ def _batch_case(seed: int) -> Case:
 
 
 def _real_tokenizer_case() -> Case:
-    from ..data.tokenizer import image_token_ids, load_tokenizer
+    from ..data.text_tokenizer import image_token_ids, load_tokenizer
 
     tok = load_tokenizer()
     block, end_turn, n = image_token_ids(tok), tok.convert_tokens_to_ids("<|end|>"), 256

@@ -19,7 +19,7 @@ from functools import lru_cache
 import torch
 
 from ..config import build_config
-from ..data.tokenizer import image_token_ids, tokenizer_for
+from ..data.text_tokenizer import image_token_ids, tokenizer_for
 from ..model.multimodal import IGNORE_INDEX, SequenceLayout, encode_example, splice_visual_tokens
 from .checking import Case, Question
 
@@ -246,7 +246,7 @@ def _remembering(cases):
 
 # ----------------------------------------------------------------------------- the questions
 _MULTIMODAL = ("healthgpt_lite.model.multimodal.encode_example", "healthgpt_lite.model.multimodal._response_ids",
-               "healthgpt_lite.model.multimodal.splice_visual_tokens", "healthgpt_lite.model.unified.HealthGPTModel.embed")
+               "healthgpt_lite.model.multimodal.splice_visual_tokens", "healthgpt_lite.model.healthgpt_model.HealthGPTModel.embed")
 q1 = Question(EXERCISE, "q1", "encode_example", reference_encode_example, example_cases, compare_example,
               observe=observe_with_inputs, placeholder=None, forbidden=_MULTIMODAL,
               hints=("Write the sequence out for one example as the model will see it at inference, then say which "

@@ -66,7 +66,7 @@ def find_submissions(submissions: Path) -> list[tuple[str, str | None, Path]]:
 def grade_submission(student: str, exercise: str, notebook: Path, timeout_s: float,
                      executed_dir: Path | None = None) -> list[Row]:
     """Run one submission in a fresh sandbox and return its rows (never raises for a bad notebook)."""
-    from ..nbrun import declared_parameters, run_notebook
+    from ..course.nbrun import declared_parameters, run_notebook
 
     labels = [q.label for q in questions_of(exercise)]
     rows = lambda status, why: [Row(student, exercise, q, status, why) for q in labels]  # noqa: E731

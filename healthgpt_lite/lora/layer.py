@@ -27,8 +27,8 @@ from ..errors import ConfigError, InputError
 
 def check_plugin_config(task: str, cfg: PluginConfig) -> None:
     """k experts of rank r each: the total rank must split evenly over the experts."""
-    if problem := rank_split_problem(cfg.rank, cfg.experts, f"{task} plugin"):
-        raise ConfigError(problem)
+    if problem := rank_split_problem(cfg.rank, cfg.experts):
+        raise ConfigError(f"{task} plugin: {problem}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{task} plugin: dropout={cfg.dropout} must lie in [0, 1)")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import LogitsProcessor
 
-from ..data.tokenizer import ImageTokenIds
+from ..data.text_tokenizer import ImageTokenIds
 from ..errors import InputError
 
 

@@ -38,7 +38,7 @@ def decode_image(model, embeds: torch.Tensor, attention_mask: torch.Tensor, temp
                  guidance: float = 0.0) -> torch.Tensor:
     """Codes (B, h*w) written after left-padded prompts that end with ``<start_index>``.
 
-    ``model`` is a :class:`~healthgpt_lite.model.unified.HealthGPTModel` in its generation task;
+    ``model`` is a :class:`~healthgpt_lite.model.healthgpt_model.HealthGPTModel` in its generation task;
     ``embeds`` (B, T, d) are its input embeddings of the prompts (visual tokens spliced, the
     position of code 0 added), ``attention_mask`` (B, T) is 0 on the left padding.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.tokenizer import IMAGE_TOKEN, START_INDEX, SYSTEM_PROMPT
+from ..data.text_tokenizer import IMAGE_TOKEN, START_INDEX, SYSTEM_PROMPT
 from ..errors import InputError
 
 IGNORE_INDEX = -100  # positions that do not count in the loss
@@ -104,7 +104,7 @@ def add_turns(tokenizer, example: dict[str, torch.Tensor], turns: list[tuple[str
 
 def _response_ids(tokenizer, layout: SequenceLayout, answer, image_codes) -> list[int]:
     if image_codes is not None:  # generation target: h*w indices, then <end_index>, then <|end|>
-        from ..data.tokenizer import image_token_ids
+        from ..data.text_tokenizer import image_token_ids
 
         block = image_token_ids(tokenizer)
         codes = image_codes.reshape(-1)

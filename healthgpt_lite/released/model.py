@@ -1,4 +1,4 @@
-"""The released HealthGPT (M3 or L14) as a :class:`~healthgpt_lite.model.healthgpt.HealthGPTLite`.
+"""The released HealthGPT (M3 or L14) as a :class:`~healthgpt_lite.model.inference.HealthGPTLite`.
 
     gpt = ReleasedHealthGPT.from_files(llm="Phi-3-mini-4k-instruct/", clip="clip-vit-large-patch14-336/",
                                        plugins={"comprehension": "com_hlora_weights.bin"})
@@ -28,11 +28,11 @@ import torch
 from PIL import Image
 
 from ..config import TASKS, Config, apply_overrides, build_config, validate
-from ..data.tokenizer import END_INDEX, START_INDEX, SYSTEM_PROMPT, image_token_ids
+from ..data.text_tokenizer import END_INDEX, START_INDEX, SYSTEM_PROMPT, image_token_ids
 from ..errors import InputError
-from ..model.healthgpt import HealthGPTLite
+from ..model.inference import HealthGPTLite
 from ..model.multimodal import SequenceLayout, splice_visual_tokens
-from ..model.unified import HealthGPTModel
+from ..model.healthgpt_model import HealthGPTModel
 from .convert import ReleasedFile, load_released, plugin_shape
 from .preprocess import load_processor, released_pixels
 from .prompt import IMAGE_TOKEN_INDEX, prompt_ids, released_tokenizer, template_for

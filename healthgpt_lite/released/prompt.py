@@ -6,7 +6,7 @@ Vocabulary. The released code adds exactly the 8195 image tokens to the base tok
 (Phi-3-mini: 32011 + 8195 = 40206). ``<image>`` is **not** a token: LLaVA writes it into the ids
 as :data:`IMAGE_TOKEN_INDEX` = -200, a number outside the vocabulary, and puts the visual tokens
 there. (This project's own models add ``<image>`` as a real token first, which is why their
-image-token ids and new rows sit one place later: ``data/tokenizer.py``.)
+image-token ids and new rows sit one place later: ``data/text_tokenizer.py``.)
 
 Templates (LLaVA's "MPT" separator style: ``system + sep``, then ``role + message + sep`` per
 turn, then the assistant's role)::
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.tokenizer import END_INDEX, IMAGE_TOKEN, START_INDEX, SYSTEM_PROMPT, image_token_ids, image_token_names
+from ..data.text_tokenizer import END_INDEX, IMAGE_TOKEN, START_INDEX, SYSTEM_PROMPT, image_token_ids, image_token_names
 from ..errors import InputError
 
 IMAGE_TOKEN_INDEX = -200  # LLaVA's id for <image>: outside the vocabulary

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from ..config import Config, build_config
-from ..training.cli import TRAINER_DEFAULTS, HealthGPTCLI, StageData, StageModule
+from ..training.fit_cli import TRAINER_DEFAULTS, HealthGPTCLI, StageData, StageModule
 from ..training.stages import ORDER, STAGES
 
 
@@ -126,7 +126,7 @@ def laptop_fit_args(config: str | Path, stage: str, overrides: dict, train_recor
 
 def run_fit(args: list[str], quiet: bool = True):
     """``training.cli.main(args)`` from Python (a notebook), without Lightning's chatter when quiet."""
-    from ..training.cli import main
+    from ..training.fit_cli import main
 
     if quiet:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..data.tokenizer import CHAT_TOKENS, EOS, IMAGE_TOKEN, image_token_names
+from ..data.text_tokenizer import CHAT_TOKENS, EOS, IMAGE_TOKEN, image_token_names
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def write_stand_in_weights(cfg: Config, root: str | Path, seed: int = 0) -> dict
     returns the overrides that point a config at them."""
     from safetensors.torch import save_file
 
-    from ..data.tokenizer import image_token_ids, tokenizer_for
+    from ..data.text_tokenizer import image_token_ids, tokenizer_for
     from ..model.llm import build_llm
     from ..vision import build_clip_vision
     from ..vq.vqgan import VQGAN

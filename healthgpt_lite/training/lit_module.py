@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from ..errors import ConfigError
-from ..model.unified import HealthGPTModel
+from ..model.healthgpt_model import HealthGPTModel
 from .sampling import step_seed
 from .schedule import warmup_then_cosine, with_schedule
 from .stages import StageSpec

@@ -20,7 +20,7 @@ from ..artifacts import load_or_make, read_meta
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.records import IMAGE_TOKEN, load_records
-from ..data.tokenizer import image_token_ids, tokenizer_for
+from ..data.text_tokenizer import image_token_ids, tokenizer_for
 from ..model.llm import build_llm
 from ..model.multimodal import PROMPT_HEAD, PROMPT_TAIL, collate
 from .schedule import warmup_times_cosine, with_schedule

@@ -18,11 +18,11 @@ from ..artifacts import (artifact_dir, atomic_save_safetensors, data_dir_for, is
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.records import GENERATION_TASKS
-from ..data.tokenizer import image_token_ids, tokenizer_for
+from ..data.text_tokenizer import image_token_ids, tokenizer_for
 from ..errors import InputError
 from ..model.image_positions import image_positions_for
 from ..model.multimodal import SequenceLayout
-from ..model.unified import HealthGPTModel
+from ..model.healthgpt_model import HealthGPTModel
 from ..model.vocab import extend_vocabulary
 from .features import FeatureStore, ensure_features
 from .llm_pretrain import load_base_llm

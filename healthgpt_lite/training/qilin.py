@@ -15,9 +15,9 @@ from pathlib import Path
 from ..artifacts import artifact_dir, data_dir_for, load_or_make
 from ..config import Config
 from ..data.generate import ensure_dataset
-from ..data.tokenizer import tokenizer_for
+from ..data.text_tokenizer import tokenizer_for
 from ..errors import InputError
-from ..model.unified import HealthGPTModel
+from ..model.healthgpt_model import HealthGPTModel
 from .pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites, fit_stage
 from .qilin_stages import RECIPES, Recipe, step_budget
 
@@ -82,7 +82,7 @@ def ensure_recipe(cfg: Config, name: str, artifacts_dir=None, data_dir=None, pro
 def recipe_lite(cfg: Config, name: str, artifacts_dir=None, stages: int | None = None):
     """A ``HealthGPTLite`` (``answer``, ``answer_batch``) around the recipe's model with its
     vision encoder. No VQ tokenizer: both recipes here are comprehension only."""
-    from ..model.healthgpt import HealthGPTLite
+    from ..model.inference import HealthGPTLite
 
     model = recipe_model(cfg, name, stages, artifacts_dir, with_vision=True)
     return HealthGPTLite(model, tokenizer_for(cfg), None, cfg)

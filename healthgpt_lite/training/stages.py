@@ -5,7 +5,7 @@ Each row says, for one stage and task, which parameter groups train, with which 
 records it learns from and its schedule. The training module, the tests and the diagrams of
 notebooks 06-08 all read this one table.
 
-Parameter groups (see ``model/healthgpt.py``: ``HealthGPTModel.parameter_groups``):
+Parameter groups (see ``model/healthgpt_model.py``: ``HealthGPTModel.parameter_groups``):
 
 =====================  ==============================================================
 ``abstract_adapter``   comprehension ``mlp2x_gelu`` (reads ViT layer -2)

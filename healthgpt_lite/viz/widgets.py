@@ -75,7 +75,7 @@ def router_figure(gpt, data_dir: Path, patient: str, modality: str, question: st
     """The comprehension plugin's router weights over the answer's prompt tokens (last layers)."""
     from ..lora import recorded_router_weights
     from ..model.multimodal import encode_example, user_text
-    from .hlora import router_heatmap
+    from .hlora_plots import router_heatmap
 
     gpt.set_task("comprehension")
     ids = encode_example(gpt.tokenizer, user_text(question, True), gpt.cfg.vision.num_tokens,

@@ -1,6 +1,6 @@
 """Measure a tokenizer on a split: the numbers the targets are checked against.
 
-    python -m healthgpt_lite.vq --profile cpu --split test      (vq/__main__.py)
+    python -m healthgpt_lite vq --profile cpu --split test      (vq/measure.py)
 
 reports tokens per image, PSNR / SSIM (overall and per modality), codebook usage and perplexity.
 Tune on ``val``; report ``test``.

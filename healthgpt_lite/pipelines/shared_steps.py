@@ -1,73 +1,23 @@
-"""``make reproduce``: the end-to-end pipeline on the embedded default (tiny preset, cpu profile).
-
-Each step loads its artifact when one made with the same config exists, else makes it, then
-adds its tables and figures to ``results/REPORT.md`` and its numbers to ``metrics.json``.
-"""
+"""The steps of ``make reproduce`` made once and shared by every seed: the data set, CLIP-lite
+(with the HVP probes), the VQ tokenizer and LLM-lite, as the real model shares its pretrained
+CLIP, VQGAN and Phi-3. Each writes its section of REPORT.md."""
 from __future__ import annotations
 
 import collections
 import json
-import time
 from pathlib import Path
 
-from .artifacts import data_dir_for, default_artifacts_dir
-from .config import Config
-from .eval.report import Report
-
-
-def reproduce(cfg: Config, artifacts_dir: str | Path | None = None, out_dir: str | Path = "results",
-              seeds: int = 1, split: str = "test") -> Report:
-    """The whole pipeline. The data and the pretrained parts (CLIP-lite, VQ, LLM-lite) are made
-    once, with ``cfg.seed``, and shared, as the real model shares its pretrained CLIP, VQGAN and
-    Phi-3; the three stages and the evaluation run for seeds ``cfg.seed .. cfg.seed + seeds - 1``.
-    ``split="val"`` evaluates on the validation patients instead: where options are compared and
-    chosen (the report of record is on ``test``)."""
-    import dataclasses
-
-    from .errors import InputError
-
-    if seeds < 1:
-        raise InputError(f"--seeds {seeds}: give at least one seed")
-    if split not in ("val", "test"):
-        raise InputError(f"--split {split!r}: evaluate on 'val' (to choose options) or 'test' (the report)")
-    art = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
-    report = Report(out_dir)
-    report.metrics["config"] = {"preset": cfg.preset, "profile": cfg.profile, "seed": cfg.seed,
-                                "seeds": list(range(cfg.seed, cfg.seed + seeds)), "split": split}
-    report.text(f"Preset `{cfg.preset}`, profile `{cfg.profile}`, seeds {cfg.seed}..{cfg.seed + seeds - 1}. "
-                f"Every number below comes from this run; the models are scored on the `{split}` split.")
-    for step in SHARED_STEPS:
-        _timed(step.__name__, report, lambda: step(cfg, art, report))
-    evaluations, stage_rows, first_paths = [], [], None
-    for seed in range(cfg.seed, cfg.seed + seeds):
-        cfg_s = dataclasses.replace(cfg, seed=seed)
-        rows, paths = _timed(f"stages (seed {seed})", report, lambda: step_stages(cfg_s, art))
-        stage_rows, first_paths = stage_rows + rows, first_paths or paths
-        evaluations.append(_timed(f"evaluation (seed {seed})", report, lambda: evaluate_seed(cfg_s, art, split)))
-        if seed == cfg.seed:
-            report.metrics["minutes_first_seed"] = round((time.time() - report.started) / 60, 1)
-    write_stages(report, stage_rows, first_paths)
-    write_results(report, evaluations)
-    report.write()
-    print(f"[reproduce] wrote {report.out / 'REPORT.md'}")
-    return report
-
-
-def _timed(name: str, report: Report, work):
-    t = time.time()
-    print(f"[reproduce] {name} ...", flush=True)
-    result = work()
-    report.metrics.setdefault("step_seconds", {})[name] = round(time.time() - t, 1)
-    report.write()
-    return result
+from ..artifacts import data_dir_for
+from ..config import Config
+from ..eval.report import Report
 
 
 def step_data(cfg: Config, art: Path, report: Report) -> None:
     """Generate VL-Health-lite (or reuse it) and describe it."""
-    from .data.generate import SPLITS, ensure_dataset
-    from .data.phantoms import make_patient
-    from .data.records import load_records
-    from .viz.plots import patient_gallery, record_figure
+    from ..data.generate import SPLITS, ensure_dataset
+    from ..data.phantoms import make_patient
+    from ..data.records import load_records
+    from ..viz.plots import patient_gallery, record_figure
 
     data_dir = ensure_dataset(data_dir_for(cfg, art), cfg.data, progress=True)
     rows, counts = [], {}
@@ -89,12 +39,12 @@ def step_data(cfg: Config, art: Path, report: Report) -> None:
 
 def step_vision(cfg: Config, art: Path, report: Report) -> None:
     """CLIP-lite (tiny/small) or the real CLIP (pretrained_path): retrieval vs chance, HVP probes."""
-    from .data.generate import ensure_dataset
-    from .vision import HVPEncoder, ensure_clip_lite, load_vision_encoder
-    from .vision.clip_data import load_captioned_images
-    from .vision.probes import hvp_probe_table, run_probes
-    from .vision.retrieval import retrieval_rows
-    from .viz.vision import probe_bars_figure
+    from ..data.generate import ensure_dataset
+    from ..vision import HVPEncoder, ensure_clip_lite, load_vision_encoder
+    from ..vision.clip_data import load_captioned_images
+    from ..vision.probes import hvp_probe_table, run_probes
+    from ..vision.retrieval import retrieval_rows
+    from ..viz.vision import probe_bars_figure
 
     data_dir = ensure_dataset(data_dir_for(cfg, art), cfg.data, progress=True)
     v = cfg.vision
@@ -123,9 +73,9 @@ def step_vision(cfg: Config, art: Path, report: Report) -> None:
 
 def step_vq(cfg: Config, art: Path, report: Report) -> None:
     """Train (or load) the VQ tokenizer and measure it on the test split (notebook 03)."""
-    from .artifacts import read_meta
-    from .training.trainer import plot_curves, read_metrics
-    from .vq import ensure_vq, evaluate_vq, load_vq_tokenizer
+    from ..artifacts import read_meta
+    from ..training.trainer import plot_curves, read_metrics
+    from ..vq import ensure_vq, evaluate_vq, load_vq_tokenizer
 
     data_dir = data_dir_for(cfg, art)
     path = None if cfg.vq.pretrained_path else ensure_vq(cfg, art, data_dir, progress=True)
@@ -142,6 +92,22 @@ def step_vq(cfg: Config, art: Path, report: Report) -> None:
                       "Validation PSNR of the VQ tokenizer during training.")
 
 
-from .reproduce_steps import evaluate_seed, step_llm, step_stages, write_results, write_stages  # noqa: E402
+def step_llm(cfg: Config, art: Path, report: Report) -> None:
+    """LLM-lite: the tiny LLM learns the corpus' language (skipped for real LLM weights)."""
+    from ..training.llm_pretrain import ensure_llm_lite
+    from ..training.trainer import plot_curves, read_metrics
+
+    path = ensure_llm_lite(cfg, art, data_dir_for(cfg, art), progress=True)
+    report.section("4. LLM-lite: a language before the stages")
+    if path is None:
+        report.text(f"Real LLM weights from `{cfg.llm.pretrained_path}`; nothing to pretrain.")
+        return
+    meta = json.loads((path / "meta.json").read_text())
+    report.metrics["llm_lite"] = {"final_val_loss": meta["final_val_loss"], "steps": cfg.llm.pretrain_steps}
+    report.text(f"Causal language modelling on the train split's text only (no images), {cfg.llm.pretrain_steps} "
+                f"steps; final validation loss {meta['final_val_loss']:.3f} nats/token.")
+    report.figure("llm_lite_curves", plot_curves(read_metrics(path), ["train/loss", "val/loss"], "LLM-lite", logy=True),
+                  "LLM-lite pretraining curves.")
+
 
 SHARED_STEPS = [step_data, step_vision, step_vq, step_llm]

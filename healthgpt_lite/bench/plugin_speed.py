@@ -49,8 +49,8 @@ def bench_llm(cfg: Config, size: str) -> LLMConfig:
 def variants(b: BenchConfig) -> list[tuple[str, int]]:
     """``(kind, experts)``: LoRA first (the reference), then MoELoRA and H-LoRA per k."""
     for k in b.experts:
-        if problem := rank_split_problem(b.rank, k, "bench"):
-            raise ConfigError(f"{problem} (every bench.experts value)")
+        if problem := rank_split_problem(b.rank, k, "bench."):
+            raise ConfigError(f"{problem} (every bench.experts value must divide bench.rank)")
     return [("lora", 1)] + [(kind, k) for k in b.experts for kind in ("moelora", "hlora")]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import REPO_ROOT
+from ..artifacts import REPO_ROOT
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 

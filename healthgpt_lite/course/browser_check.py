@@ -33,8 +33,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
-from .nbsync import REPO_ROOT
+from ..errors import InputError
+from ..artifacts import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = REPO_ROOT / "notebooks" / "09_evaluate_and_demo.ipynb"
@@ -146,10 +146,10 @@ def run_browser_check(artifacts_dir: str | Path, screenshot: str | Path | None =
         raise InputError(why)
     from playwright.sync_api import sync_playwright
 
-    from .config import build_config
+    from ..config import build_config
     from .nbrun import prepare_notebook
-    from .training.pipeline import ensure_stages
-    from .training.stages import ORDER
+    from ..training.pipeline import ensure_stages
+    from ..training.stages import ORDER
 
     seconds: dict[str, float] = {}
     start = time.time()

@@ -20,7 +20,7 @@ from ..config import Config, config_from_dict
 from ..data.io import load_image
 from ..errors import InputError
 from .multimodal import encode_example, user_text
-from .unified import HealthGPTModel
+from .healthgpt_model import HealthGPTModel
 
 
 class HealthGPTLite:
@@ -41,7 +41,7 @@ class HealthGPTLite:
     @classmethod
     def from_config(cls, cfg: Config, artifacts_dir=None, stages: tuple[str, ...] = ()) -> "HealthGPTLite":
         """The model after ``stages`` (none: the untrained model) for an explicit config."""
-        from ..data.tokenizer import tokenizer_for
+        from ..data.text_tokenizer import tokenizer_for
         from ..training.pipeline import model_after
         from ..vq import load_vq_tokenizer
 

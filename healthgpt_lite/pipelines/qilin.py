@@ -9,17 +9,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .artifacts import default_artifacts_dir
-from .config import Config
-from .eval.report import Report
+from ..artifacts import default_artifacts_dir
+from ..config import Config
+from ..eval.report import Report
 
 
 def reproduce_qilin(cfg: Config, artifacts_dir: str | Path | None = None, out_dir: str | Path = "results") -> Report:
-    from .eval.recipes import compare_recipes
-    from .training.qilin import recipe
-    from .training.trainer import read_metrics
-    from .viz.diagrams import stage_figure
-    from .viz.recipes import overlay_curves, recipe_grid_figure
+    from ..eval.recipes import compare_recipes
+    from ..training.qilin import recipe
+    from ..training.trainer import read_metrics
+    from ..viz.diagrams import stage_figure
+    from ..viz.recipes import overlay_curves, recipe_grid_figure
 
     art = Path(artifacts_dir) if artifacts_dir else default_artifacts_dir()
     report = Report(out_dir, "healthgpt_lite: Qilin-Med-VL's recipe beside HealthGPT (Chinese records)",

@@ -1,18 +1,9 @@
-"""The training and evaluation steps of ``make reproduce`` (data and encoders: ``reproduce.py``).
-
-The three stages and the evaluation run once per seed; the results are the mean over seeds with
-the spread beside every number (``eval/aggregate.py``), and the targets are checked on the mean.
-"""
+"""The results of ``make reproduce``: the mean and spread over seeds of every number
+(``eval/aggregate.py``), the tables and figures of REPORT.md, and the targets checked on the mean."""
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
-from .artifacts import data_dir_for
-from .config import Config
-from .eval.aggregate import mean_and_spread, pm
-from .eval.report import Report
+from ..eval.aggregate import mean_and_spread, pm
+from ..eval.report import Report
 
 TARGETS = [  # (name, description, threshold); met when measured >= threshold
     ("closed_accuracy", "closed-question accuracy >= 0.90", 0.90),
@@ -32,79 +23,10 @@ COMPREHENSION_ROWS = ["closed", "closed/yes_no", "closed/choice", "open", "open/
 GENERATION_COLUMNS = ["model", "teacher_forced", "copy_input", "grey_level_table", "bicubic", "lesion_free", "vq_ceiling"]
 
 
-def step_llm(cfg: Config, art: Path, report: Report) -> None:
-    """LLM-lite: the tiny LLM learns the corpus' language (skipped for real LLM weights)."""
-    from .training.llm_pretrain import ensure_llm_lite
-    from .training.trainer import plot_curves, read_metrics
-
-    path = ensure_llm_lite(cfg, art, data_dir_for(cfg, art), progress=True)
-    report.section("4. LLM-lite: a language before the stages")
-    if path is None:
-        report.text(f"Real LLM weights from `{cfg.llm.pretrained_path}`; nothing to pretrain.")
-        return
-    meta = json.loads((path / "meta.json").read_text())
-    report.metrics["llm_lite"] = {"final_val_loss": meta["final_val_loss"], "steps": cfg.llm.pretrain_steps}
-    report.text(f"Causal language modelling on the train split's text only (no images), {cfg.llm.pretrain_steps} "
-                f"steps; final validation loss {meta['final_val_loss']:.3f} nats/token.")
-    report.figure("llm_lite_curves", plot_curves(read_metrics(path), ["train/loss", "val/loss"], "LLM-lite", logy=True),
-                  "LLM-lite pretraining curves.")
-
-
-def step_stages(cfg: Config, art: Path) -> tuple[list[dict], dict[str, Path]]:
-    """The three stages of one seed (paper, "Three-stage Learning Strategy"), each load-or-train: table rows, artifacts."""
-    from .training.pipeline import ensure_stages
-
-    paths = ensure_stages(cfg, artifacts_dir=art, progress=True)
-    rows = []
-    for name, path in paths.items():
-        meta = json.loads((path / "meta.json").read_text())
-        losses = {k.split("/", 1)[1]: round(v, 3) for k, v in meta["final_metrics"].items() if k.startswith("val/")}
-        rows.append({"seed": cfg.seed, "stage": name, "trains": ", ".join(meta["trains"]), "steps": meta["steps"],
-                     "trainable params": meta["trainable_parameters"], "minutes": round(meta["train_seconds"] / 60, 1),
-                     **losses})
-    return rows, paths
-
-
-def write_stages(report: Report, rows: list[dict], paths: dict[str, Path]) -> None:
-    """Section 5: every seed's stage rows, and the curves of the first seed's stages."""
-    from .training.stages import STAGES
-    from .training.trainer import plot_curves, read_metrics
-
-    report.metrics["stages"] = rows
-    report.section("5. The three stages", "What each stage trained, for how long, and its final validation losses "
-                   "(one row per seed and stage; curves of the first seed):")
-    report.table(rows)
-    for name, path in paths.items():
-        task_keys = [f"val/loss_{t}" for t in STAGES[name].tasks]
-        report.figure(f"curves_{name}", plot_curves(read_metrics(path), ["train/loss", *task_keys], name, logy=True),
-                      f"{name} (seed {rows[0]['seed']}): {STAGES[name].note}.")
-
-
-def evaluate_seed(cfg: Config, art: Path, split: str = "test") -> dict:
-    """Metrics of one seed's model on ``split`` with every baseline, a few answers and images
-    (choices are made on ``val``; the report is on ``test``)."""
-    from .eval.evaluate import comprehension_baselines, evaluate_comprehension, evaluate_generation
-    from .eval.probe import train_probe_from_config
-    from .model.healthgpt import HealthGPTLite
-    from .training.stages import ORDER
-
-    data_dir = data_dir_for(cfg, art)
-    gpt = HealthGPTLite.from_config(cfg, art, stages=ORDER)
-    comp = evaluate_comprehension(gpt, data_dir, split, progress=True)
-    baselines = comprehension_baselines(data_dir, split, cfg.vision.image_size, cfg.eval.pixel_reference_steps,
-                                        seed=cfg.seed, progress=True)
-    probe = train_probe_from_config(cfg, progress=True)
-    gen = evaluate_generation(gpt, data_dir, split, probe=probe, progress=True)
-    answers = [{k: r[k] for k in ("modality", "lang", "question", "answer", "prediction")}
-               for r in comp["rows"] if r["question_type"] != "report"][:12]
-    return {"metrics": {"comprehension": comp["scores"], "comprehension_baselines": baselines, "generation": gen["scores"]},
-            "answers": answers, "samples": gen["samples"], "seed": cfg.seed}
-
-
 def write_results(report: Report, evaluations: list[dict]) -> None:
     """Section 6 and 7: mean and spread over seeds of every number, the tables, the targets."""
-    from .viz.overview import results_overview
-    from .viz.samples import image_grid
+    from ..viz.overview import results_overview
+    from ..viz.samples import image_grid
 
     runs = [e["metrics"] for e in evaluations]
     n, split = len(runs), report.metrics["config"].get("split", "test")

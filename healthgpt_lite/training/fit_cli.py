@@ -27,7 +27,7 @@ from lightning.pytorch.cli import LightningCLI
 from ..artifacts import atomic_save_safetensors, data_dir_for, write_meta
 from ..config import build_config
 from ..data.generate import ensure_dataset
-from ..data.tokenizer import tokenizer_for
+from ..data.text_tokenizer import tokenizer_for
 from ..errors import ConfigError
 from .datamodule import StageDataModule
 from .features import FeatureStore, ensure_features

@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .config import Config
+from ..config import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_artifacts_dir() -> Path:
@@ -75,7 +75,7 @@ def read_meta(path: str | Path, name: str | None = None, preset: str | None = No
               make_hint: str = "") -> dict:
     """Read a complete artifact's metadata, refusing a missing one or one made for another
     preset with a message that says which command makes the right one."""
-    from .errors import InputError
+    from ..errors import InputError
 
     path = Path(path)
     hint = f" (make it with: {make_hint})" if make_hint else ""
@@ -98,7 +98,7 @@ def read_safetensors(path: str | Path) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .errors import InputError
+    from ..errors import InputError
 
     try:
         return load_file(str(path))
@@ -118,7 +118,7 @@ def read_torch_weights(path: str | Path, key: str | None = None) -> dict:
 
     import torch
 
-    from .errors import InputError
+    from ..errors import InputError
 
     path = Path(path)
     if not path.is_file():

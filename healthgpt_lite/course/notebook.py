@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import REPO_ROOT, data_dir_for, default_artifacts_dir
-from .config import Config, build_config
+from ..artifacts import REPO_ROOT, data_dir_for, default_artifacts_dir
+from ..config import Config, build_config
 
 
 @dataclass

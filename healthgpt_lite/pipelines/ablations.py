@@ -11,9 +11,9 @@ from pathlib import Path
 from ..artifacts import default_artifacts_dir
 from ..config import Config
 from ..eval.report import Report
-from .findings import findings
-from .runs import METRICS, stage_steps, tables
-from .scoring import flat_table, run_ablations, seeds_of, table_rows
+from ..ablations.findings import findings
+from ..ablations.runs import METRICS, stage_steps, tables
+from ..ablations.scoring import flat_table, run_ablations, seeds_of, table_rows
 
 
 def figures_of(cfg: Config, key: str, rows: list[dict]) -> list:

@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-from .artifacts import REPO_ROOT
+from ..errors import InputError
+from ..artifacts import REPO_ROOT
 
 TEMPLATES = Path(__file__).parent / "book_templates"
 MATHJAX_DIR = "_static/mathjax"
@@ -99,7 +99,7 @@ def build_book(out: str | Path = "build/book", profile: str = "cpu", artifacts_d
                only: list[str] | None = None, timeout_s: float = 4 * 3600, root: Path = REPO_ROOT,
                log=print) -> list[Chapter]:
     """Execute and render every course notebook into ``out``; returns one Chapter per notebook."""
-    from .artifacts import default_artifacts_dir
+    from ..artifacts import default_artifacts_dir
     from .nbrun import declared_parameters, run_notebook
 
     out = Path(out)

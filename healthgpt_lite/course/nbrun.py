@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data.tokenizer import ImageTokenIds
+from ..data.text_tokenizer import ImageTokenIds
 from ..config import TASKS
 from ..errors import InputError
 from .image_positions import ImagePositions

@@ -1,0 +1,7 @@
+"""End-to-end pipelines, each one command of ``healthgpt-lite reproduce``:
+
+* ``reproduce.py``: the three-stage HealthGPT pipeline, from data to ``results/REPORT.md``
+  (its steps in ``steps.py``), over one or several seeds;
+* ``qilin.py``: Qilin-Med-VL's two-stage recipe beside HealthGPT (``--recipe qilin``);
+* ``ablations.py``: the paper's ablations in miniature (``--ablations``; the runs in ``ablations/``).
+"""
