@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from ..artifacts import atomic_save_safetensors, data_dir_for, write_meta
+from ..artifacts import data_dir_for
 from ..config import build_config
 from ..data.generate import ensure_dataset
 from ..data.text_tokenizer import tokenizer_for
@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from .datamodule import StageDataModule
 from .features import FeatureStore, ensure_features
 from .lit_module import HealthGPTLitModule
-from .pipeline import MODEL_SECTIONS, model_after, stage_key, stage_path, stages_before
+from .pipeline import MODEL_SECTIONS, model_after, save_stage_tensors, stage_key, stage_path, stages_before
 from .records_data import PixelCollator, RecordsDataset, fill_target_codes, load_task_records
 from .stages import STAGES, check_stage_names
 
@@ -79,13 +79,10 @@ class StageModule(HealthGPTLitModule):
         return super()._loss(batch)
 
     def on_fit_end(self) -> None:
-        """Save the stage as an artifact (rank 0 only), exactly as ``run_stage`` would."""
-        with self.full_parameters():
-            if self.trainer.is_global_zero:
-                path = stage_path(self.cfg, self.stage_name, self.artifacts_dir)
-                path.mkdir(parents=True, exist_ok=True)
-                atomic_save_safetensors(self.trained_tensors(), path / "trained.safetensors")
-                write_meta(path, self.cfg, self.stage_name, sections=list(MODEL_SECTIONS),
+        """Save the stage as an artifact (rank 0 writes), through the same function as ``run_stage``."""
+        path = stage_path(self.cfg, self.stage_name, self.artifacts_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        save_stage_tensors(self, path, cfg=self.cfg, name=self.stage_name, sections=list(MODEL_SECTIONS),
                            stage_key=stage_key(self.cfg, self.stage_name), trains=list(self.spec.trains), via="fit")
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..artifacts import (artifact_dir, atomic_save_safetensors, data_dir_for, is_writer, load_or_make, read_meta,
-                         read_safetensors)
+                         read_safetensors, write_meta)
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.records import GENERATION_TASKS
@@ -180,13 +180,22 @@ def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, p
     if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
         raise InputError(f"{spec.name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
                          f"from {path / 'checkpoints' / 'last.ckpt'}")
-    with module.full_parameters():  # FSDP: whole tensors on rank 0 (all ranks enter)
-        if is_writer():  # rank 0 writes the stage once (and meta.json, load_or_make)
-            atomic_save_safetensors(module.trained_tensors(), path / "trained.safetensors")
+    save_stage_tensors(module, path)  # meta.json: load_or_make, once make returns
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"stage": spec.name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
             "train_seconds": round(time.time() - started, 1),
             "trainable_parameters": trainable_parameter_count(model, spec)}
+
+
+def save_stage_tensors(module, path: Path, **meta) -> None:
+    """The one place a trained stage is written, for the pipeline and the fit CLI alike: the
+    tensors the stage trained (``trained.safetensors``), whole (FSDP gathers them; every rank must
+    enter), by rank 0 only; with ``meta``, also its ``meta.json`` (``write_meta``'s fields)."""
+    with module.full_parameters():
+        if is_writer():
+            atomic_save_safetensors(module.trained_tensors(), path / "trained.safetensors")
+            if meta:
+                write_meta(path, **meta)
 
 
 def ensure_prerequisites(cfg: Config, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:
