@@ -50,7 +50,7 @@ def variants(b: BenchConfig) -> list[tuple[str, int]]:
     """``(kind, experts)``: LoRA first (the reference), then MoELoRA and H-LoRA per k."""
     for k in b.experts:
         if problem := rank_split_problem(b.rank, k, "bench."):
-            raise ConfigError(f"{problem} (every bench.experts value must divide bench.rank)")
+            raise ConfigError(f"{problem} (checked for each value of bench.experts)")
     return [("lora", 1)] + [(kind, k) for k in b.experts for kind in ("moelora", "hlora")]
 
 

@@ -16,7 +16,7 @@ def read_json_rows(path: str | Path, what: str, not_utf8_hint: str = "") -> list
     line. ``what`` names the file in errors ("records file", "source file")."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{what} {path} not found: the path does not exist or is not a file")
+        raise InputError(f"{what} not found: {path} does not exist or is not a file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

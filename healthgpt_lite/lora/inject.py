@@ -26,7 +26,7 @@ from ..config import PluginConfig
 from ..config import PLUGIN_KINDS
 from ..errors import InputError
 from .hlora import HLoRALinear
-from .layer import RoutedPlugin, TaskPluginLinear
+from .layer import RoutedPlugin, TaskPluginLinear, routing_weights
 from .moelora import MoELoRALinear
 from .peft_lora import LoraLayer, inject_lora, set_peft_task
 
@@ -156,7 +156,7 @@ def recorded_router_weights(model: nn.Module, task: str | None = None) -> Iterat
         plugin = layer.plugins[task] if isinstance(layer, TaskPluginLinear) else None
         if isinstance(plugin, RoutedPlugin):
             def keep(_module, _inputs, logits, name=name):
-                weights[name] = torch.softmax(logits.detach(), dim=-1)  # as RoutedPlugin.router_weights
+                weights[name] = routing_weights(logits.detach())
             hooks.append(plugin.router.register_forward_hook(keep))
     try:
         yield weights

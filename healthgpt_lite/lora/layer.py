@@ -33,6 +33,12 @@ def check_plugin_config(task: str, cfg: PluginConfig) -> None:
         raise ConfigError(f"{task} plugin: dropout={cfg.dropout} must lie in [0, 1)")
 
 
+def routing_weights(router_logits: torch.Tensor) -> torch.Tensor:
+    """``(..., k)`` router logits -> mixing weights summing to 1 per token: a dense softmax (no
+    top-k, no noise), as H-LoRA and MoELoRA use it."""
+    return F.softmax(router_logits, dim=-1)
+
+
 class RoutedPlugin(nn.Module):
     """What H-LoRA and MoELoRA plugins share: k experts of rank r, a dense token-level router
     ``softmax(R x)`` over them (no top-k, no noise) and dropout on the low-rank activations.
@@ -49,7 +55,7 @@ class RoutedPlugin(nn.Module):
 
     def router_weights(self, x: torch.Tensor) -> torch.Tensor:
         """``(..., d_in) -> (..., k)`` mixing weights, summing to 1 per token."""
-        return F.softmax(self.router(x), dim=-1)
+        return routing_weights(self.router(x))
 
 
 class TaskPluginLinear(nn.Module):
