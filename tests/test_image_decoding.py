@@ -1,4 +1,4 @@
-"""Image tokens know their grid cell, the KV-cache decoder agrees with one full forward pass,
+"""Image tokens know their grid cell (and, "aligned", so does the input image), the KV-cache decoder agrees with one full forward pass,
 sampling is seeded, and exposure-bias noise touches only image-code inputs."""
 import pytest
 import torch
@@ -36,6 +36,42 @@ def test_fresh_grid_positions_change_nothing():
     ids = torch.full((2, 20), 3)
     ids[:, 2] = START
     assert torch.equal(pos.add_to(embeds, ids, START), embeds)
+
+
+def test_aligned_input_positions_are_the_mean_over_the_cells_a_patch_covers():
+    pos = ImagePositions(grid=4, hidden_size=2, on_input=True)
+    with torch.no_grad():
+        pos.row.copy_(torch.tensor([[1.0, 0], [3, 0], [5, 0], [7, 0]]))
+        pos.col.copy_(torch.tensor([[0, 10.0], [0, 30], [0, 50], [0, 70]]))
+    table = pos.input_table(4)  # a 2 x 2 patch grid over 4 x 4 code cells: each patch covers 2 x 2 cells
+    assert torch.equal(table, torch.tensor([[2.0, 20], [2, 60], [6, 20], [6, 60]]))
+    with pytest.raises(ValueError, match="not a square patch grid"):
+        pos.input_table(5)
+
+
+def test_aligned_positions_reach_only_the_generation_input(smoke_gpt, gen_records):
+    """``image_tokens.positions="aligned"``: the generation task's visual tokens carry the grid
+    vectors of their cells; the comprehension task's and the "grid" model's do not."""
+    from healthgpt_lite.model.image_positions import image_positions_for
+
+    model, cfg = smoke_gpt.model, smoke_gpt.cfg
+    texts, images = gen_records
+    ids = smoke_gpt.tokenizer("<image>" * cfg.vision.num_tokens, return_tensors="pt")["input_ids"]
+    pixels = smoke_gpt.pixels(images[:1])
+    saved = model.image_positions
+    try:
+        aligned = image_positions_for(type(cfg)(image_tokens=type(cfg.image_tokens)(positions="aligned")))
+        with torch.no_grad():
+            aligned.row.normal_(), aligned.col.normal_()
+        for task, changes in (("generation", True), ("comprehension", False)):
+            model.set_task(task)
+            model.image_positions = saved
+            plain = model.embed(ids, pixels=pixels)
+            model.image_positions = aligned
+            assert (not torch.equal(model.embed(ids, pixels=pixels), plain)) == changes, task
+    finally:
+        model.image_positions = saved
+    assert image_positions_for(cfg).on_input is False  # the default, "grid", leaves the input alone
 
 
 def test_pick_codes_greedy_top1_and_seeded_samples():

@@ -62,7 +62,10 @@ class HealthGPTModel(nn.Module):
     def embed(self, input_ids: torch.Tensor, pixels=None, features=None) -> torch.Tensor:
         embeds = self.llm.get_input_embeddings()(input_ids)  # (B, T, d)
         has_image = pixels is not None or features is not None
-        visual = self.visual_tokens(pixels, features) if has_image else None
+        visual = self.visual_tokens(pixels, features) if has_image else None  # (M, N, d)
+        if visual is not None and self.task == "generation" and self.image_positions is not None \
+                and self.image_positions.on_input:
+            visual = visual + self.image_positions.input_table(visual.shape[1]).to(visual.dtype)
         embeds = splice_visual_tokens(embeds, input_ids, visual, self.layout.image)
         if self.image_positions is not None:
             embeds = self.image_positions.add_to(embeds, input_ids, self.layout.start)

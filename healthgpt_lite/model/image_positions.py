@@ -18,20 +18,27 @@ Row and column vectors are separate tables (h + w vectors of size d, 2-D "axial"
 initialised to zero so a fresh model computes exactly what the paper's model computes; they
 train with the image-token rows (stage-1 generation) and the generation plugin (stage 3).
 ``image_tokens.positions = "none"`` is the paper's design (1-D RoPE only) for ablations.
+
+``"aligned"`` also adds the same vectors to the *input* image of a generation task (CT->MRI,
+super-resolution, reconstruction): the visual token of ViT patch (R, C) gets the mean of the
+grid vectors of the code cells it covers (:meth:`ImagePositions.input_table`), so the code to
+write at (r, c) and the patch it is made from carry a shared vector that attention can match,
+whatever their distance in the sequence.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-
 
 
 class ImagePositions(nn.Module):
     """Row + column embeddings of an h x w code grid, added at the code-predicting positions."""
 
-    def __init__(self, grid: int, hidden_size: int):
+    def __init__(self, grid: int, hidden_size: int, on_input: bool = False):
         super().__init__()
         self.grid = grid
+        self.on_input = on_input  # "aligned": the generation input's visual tokens get them too
         self.row = nn.Parameter(torch.zeros(grid, hidden_size))  # (h, d)
         self.col = nn.Parameter(torch.zeros(grid, hidden_size))  # (w, d)
 
@@ -47,6 +54,16 @@ class ImagePositions(nn.Module):
         """The vector(s) for code index j (an int or a tensor of indices): (..., d)."""
         j = torch.as_tensor(j, device=self.row.device)
         return self.row[j // self.grid] + self.col[j % self.grid]
+
+    def input_table(self, n_visual: int) -> torch.Tensor:
+        """(N, d): the vector of each of the N = g*g visual tokens (a g x g ViT patch grid), the
+        mean over the code cells that patch covers (adaptive average pooling of rows and columns)."""
+        g = round(n_visual ** 0.5)
+        if g * g != n_visual:
+            raise ValueError(f"{n_visual} visual tokens are not a square patch grid")
+        row = F.adaptive_avg_pool1d(self.row.T[None], g)[0].T  # (g, d)
+        col = F.adaptive_avg_pool1d(self.col.T[None], g)[0].T  # (g, d)
+        return (row[:, None, :] + col[None, :, :]).reshape(n_visual, -1)
 
     def add_to(self, embeds: torch.Tensor, input_ids: torch.Tensor, start_id: int) -> torch.Tensor:
         """embeds (B, T, d) + the grid vectors at the positions ``<start_index>`` + j, j < h*w.
@@ -65,5 +82,9 @@ class ImagePositions(nn.Module):
 
 
 def image_positions_for(cfg) -> ImagePositions | None:
-    """The config's choice: row + column vectors of the VQ code grid (``"grid"``), or none (the paper's 1-D RoPE)."""
-    return ImagePositions(cfg.vq.grid_size, cfg.llm.hidden_size) if cfg.image_tokens.positions == "grid" else None
+    """The config's choice: row + column vectors of the VQ code grid (``"grid"``), the same also on
+    the generation input's patches (``"aligned"``), or none (the paper's 1-D RoPE)."""
+    mode = cfg.image_tokens.positions
+    if mode == "none":
+        return None
+    return ImagePositions(cfg.vq.grid_size, cfg.llm.hidden_size, on_input=mode == "aligned")
