@@ -4,7 +4,6 @@ import pytest
 
 from healthgpt_lite.cli import main as cli_main
 from healthgpt_lite.config import build_config
-from healthgpt_lite.errors import ConfigError
 from healthgpt_lite.lora import count_plugin_parameters
 from healthgpt_lite.scale import build_meta_model
 from healthgpt_lite.scale.memory import (GiB, ModelCounts, activation_bytes, activation_bytes_per_token_layer,
@@ -67,9 +66,20 @@ def test_l14_shapes_and_vocabulary():
             [(5120, 7680), (5120, 5120), (5120, 2 * 17920), (17920, 5120)]))
 
 
-def test_tiny_has_no_real_vocabulary_to_plan():
-    with pytest.raises(ConfigError, match="no real base vocabulary"):
-        build_meta_model(build_config("tiny"))
+def test_tiny_on_meta_counts_what_the_real_tiny_model_has():
+    """tiny / small plan with the shipped tokenizer: the meta build has exactly the weights of
+    the model a run builds (here with a random LLM-lite instead of the artifact)."""
+    from healthgpt_lite.data.text_tokenizer import image_token_ids, tokenizer_for
+    from healthgpt_lite.model.llm import build_llm
+    from healthgpt_lite.scale.meta import count
+    from healthgpt_lite.training.pipeline import build_model
+
+    cfg = build_config("tiny")
+    tok = tokenizer_for(cfg)
+    real = build_model(cfg, tok, base_llm=build_llm(cfg.llm, image_token_ids(tok).start), with_vision=False)
+    built = build_meta_model(cfg)
+    assert count(built.model) - count(built.model.vision) == count(real)
+    assert len(built.vocabulary) == len(tok) == 827 + 512 + 3
 
 
 def test_tokens_per_sample(m3):

@@ -95,6 +95,24 @@ def image_token_ids(tokenizer) -> ImageTokenIds:
     return ImageTokenIds(start=vocab[START_INDEX], end=vocab[END_INDEX], first_idx=first, n_codes=n)
 
 
+def without_image_block(tokenizer):
+    """The same tokenizer without its image-token block (the block is appended last, so every
+    text id is unchanged); :func:`add_healthgpt_tokens` then adds a block of any size."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    block = set(image_token_names(0))
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec["added_tokens"] = [t for t in spec["added_tokens"]
+                            if not (t["content"].startswith("<idx_") or t["content"] in block)]
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token=EOS,
+                                   pad_token=EOS, additional_special_tokens=[*CHAT_TOKENS, IMAGE_TOKEN])
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
 def load_tokenizer(path: str | Path | None = None, n_codes: int | None = None):
     """Load a tokenizer saved with ``save_pretrained`` (ours, or Phi-3's from a local folder).
 
@@ -107,6 +125,8 @@ def load_tokenizer(path: str | Path | None = None, n_codes: int | None = None):
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer.model").is_file():
         raise InputError(f"{path}: no tokenizer here (expected tokenizer.json); make it with `make data-samples`")
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if n_codes is not None and path == DEFAULT_TOKENIZER_DIR and n_codes != image_token_ids(tok).n_codes:
+        tok = without_image_block(tok)  # the shipped BPE serves every codebook size (small: 1024 codes)
     if n_codes is not None:
         add_healthgpt_tokens(tok, n_codes)
     if tok.chat_template is None:

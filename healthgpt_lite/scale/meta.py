@@ -100,15 +100,17 @@ def build_meta_model(cfg: Config, plugins: bool = True, device: str | torch.devi
     from ..vision import HVPEncoder
     from ..vq.vqgan import VQGAN
 
-    if cfg.preset not in BASE_VOCABULARIES:
-        from ..errors import ConfigError
+    if cfg.preset in BASE_VOCABULARIES:
+        vocab = PlannedVocabulary(BASE_VOCABULARIES[cfg.preset], cfg.vq.n_embed)
+        text_rows = vocab.base.embedding_rows
+    else:  # tiny / small: the shipped tokenizer, the LLM-lite starting from its text tokens
+        from ..data.text_tokenizer import image_token_ids, tokenizer_for
 
-        raise ConfigError(f"preset {cfg.preset!r} has no real base vocabulary to plan with; "
-                          f"choose one of {sorted(BASE_VOCABULARIES)}")
-    vocab = PlannedVocabulary(BASE_VOCABULARIES[cfg.preset], cfg.vq.n_embed)
+        vocab = tokenizer_for(cfg)
+        text_rows = image_token_ids(vocab).start
     with torch.device(device):
         shapes_only = dataclasses.replace(cfg.llm, pretrained_path=None)  # the shapes, never the download
-        base = build_llm(shapes_only, vocab.base.embedding_rows, pad_token_id=vocab.pad_token_id)
+        base = build_llm(shapes_only, text_rows, pad_token_id=vocab.pad_token_id)
         model = build_model(cfg, tokenizer=vocab, base_llm=base, plugins=plugins)  # vocabulary + plugins + adapters
         model.vision = HVPEncoder.from_config(cfg.vision)  # CLIP ViT-L/14-336, frozen
         vq = VQGAN(cfg.vq).requires_grad_(False) if plugins else nn.Identity()  # frozen, as VQTokenizer keeps it
