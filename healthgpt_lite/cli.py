@@ -9,6 +9,8 @@
     healthgpt-lite data sample --out data_samples the committed sample + tokenizer
     healthgpt-lite data tokenizer --out DIR --codes N
     healthgpt-lite data convert --format slake IN OUT   VQA-RAD / SLAKE / PathVQA -> LLaVA JSON
+    healthgpt-lite config --preset m3 --profile full   every setting of a run as YAML, the preset's parameters
+                                                  (--fit-config configs/m3_stage3.yaml: what a fit YAML resolves to)
     healthgpt-lite plan --config configs/m3_stage1.yaml  parameters and memory per GPU (meta device)
     healthgpt-lite benchmark TEST.json --images DIR     closed / open scores on a converted benchmark
     healthgpt-lite answer IMAGE QUESTION --artifacts DIR   a trained model answers (or the released weights:
@@ -87,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--images", default=None, help="check that every image exists under this folder")
     cv.add_argument("--skip-invalid", action="store_true",
                     help="skip rows that cannot become a record (e.g. SLAKE train's empty answer), with a warning each")
+
+    shown = sub.add_parser("config", help="the resolved config (shapes, budgets, options) as YAML, with the "
+                                          "preset's parameter count")
+    _config_args(shown)
+    shown.add_argument("--fit-config", default=None, help="a fit YAML: the config its model section resolves to")
+    shown.add_argument("--section", action="append", default=[], help="only this section, e.g. vq (repeatable)")
 
     plan = sub.add_parser("plan", help="parameters, tokens and memory per GPU of each stage (meta device)")
     _config_args(plan, profile="full")
@@ -169,6 +177,31 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--screenshot", default=None, help="where to save a PNG of the widget it changed")
     bc.add_argument("--timeout", type=float, default=900, help="seconds for running the notebook in the browser")
     return parser
+
+
+def _show_config(args) -> int:
+    """``healthgpt-lite config``: every value a run would use, and what the preset's model weighs."""
+    import json
+
+    import yaml
+
+    from .config import build_config
+    from .errors import ConfigError
+    from .scale.plan import parameter_summary
+
+    if args.fit_config:
+        from .scale.dry_run import config_of, parse_fit_config
+
+        cfg = config_of(parse_fit_config(args.fit_config))
+    else:
+        cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
+    values = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists, for YAML
+    if unknown := [s for s in args.section if s not in values]:
+        raise ConfigError(f"unknown section {unknown[0]!r}; choose from {', '.join(values)}")
+    print(yaml.safe_dump({s: values[s] for s in args.section} if args.section else values, sort_keys=False,
+                         default_flow_style=None, allow_unicode=True), end="")
+    print(f"# {cfg.preset} parameters: {parameter_summary(cfg)}")
+    return 0
 
 
 def _model_args(p: argparse.ArgumentParser, hlora_file: str) -> None:
@@ -275,6 +308,8 @@ def _dispatch(args) -> int:
         cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
         print(json.dumps(measure_vq(cfg, args.artifacts, args.split)))
         return 0
+    if args.command == "config":
+        return _show_config(args)
     if args.command == "plan":
         return _plan(args)
     if args.command == "gpu-check":

@@ -8,8 +8,10 @@ Two independent axes (docs/ARCHITECTURE.md section 4):
   lite run), ``gpu``, ``full``.
 
 Everything else is a *dotted override*: ``{"vq.n_embed": 1024}`` or ``"vq.n_embed=1024"``.
-An unknown key or a value of the wrong type is a :class:`ConfigError` naming the key,
-never a silently ignored typo.
+The layers are read back into a :class:`Config` by jsonargparse, from the dataclasses' type
+hints (the parser LightningCLI uses for ``fit``). An unknown key or a value of the wrong type
+is a :class:`ConfigError` naming the key, never a silently ignored typo.
+``healthgpt-lite config --preset NAME --profile NAME`` prints every value as YAML.
 
 >>> cfg = build_config("tiny", "smoke", {"vq.n_embed": 256})
 >>> cfg.vq.n_embed, cfg.vq.grid_size
@@ -20,16 +22,20 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
-import types
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import yaml
 
+from .ablations.settings import AblationConfig
+from .bench.settings import BenchConfig
 from .errors import ConfigError
+from .training.qilin_settings import QilinConfig
 
 
 # ----------------------------------------------------------------------------- sections
@@ -149,7 +155,8 @@ class ImageTokensConfig:
     """How the LLM sees the image tokens it writes (``model/image_positions.py``)."""
 
     # where on the grid the next code goes: "grid" adds learned row + column vectors at the
-    # code-predicting positions; "none" = 1-D RoPE only, the paper's design (for ablations)
+    # code-predicting positions; "aligned" adds the same vectors to the patches of a generation
+    # task's input image; "none" = 1-D RoPE only, the paper's design (for ablations)
     positions: str = "grid"
 
 
@@ -189,23 +196,6 @@ class LoRAConfig:
     kind: str = "hlora"  # one of PLUGIN_KINDS
     comprehension: PluginConfig = field(default_factory=PluginConfig)
     generation: PluginConfig = field(default_factory=lambda: PluginConfig(rank=32, alpha=64.0))
-
-
-@dataclass
-class BenchConfig:
-    """``bench hlora``: training-step time and memory of LoRA, MoELoRA and H-LoRA (paper Table 4)."""
-
-    sizes: tuple[str, ...] = ("tiny", "wide")  # "tiny": the LLM of cfg.llm; "wide": hidden = wide_hidden
-    experts: tuple[int, ...] = (2, 4, 8)  # k; every variant has the same total rank r*k
-    rank: int = 64  # total rank r*k (M3 comprehension plugin)
-    wide_hidden: int = 1024
-    wide_layers: int = 2
-    vocab_size: int = 2048
-    batch_size: int = 4
-    seq_len: int = 128
-    warmup: int = 2  # untimed steps per variant (also creates the optimizer state)
-    repeats: int = 15  # timed samples per variant, variants interleaved; the median is reported
-    threads: int = 1  # CPU threads while timing (1: stable on a shared machine; 0: torch's default)
 
 
 @dataclass
@@ -256,33 +246,6 @@ class TrainConfig:
 
 
 @dataclass
-class QilinConfig:
-    """Qilin-Med-VL's two-stage recipe beside HealthGPT's comprehension plugin, on the Chinese
-    records (docs/PAPERS.md section 5, notebook 11). Both recipes get these step budgets (batch:
-    ``train.comp_batch_size``, learning rates x ``train.lr_scale``), so only the recipe differs."""
-
-    # cpu-sized (notebook 11 in ``cpu`` within ~10 min on 2 cores; both recipes learn clearly by then)
-    stage1_steps: int = 100  # alignment: Qilin stage 1 = HealthGPT stage-1 comprehension
-    stage2_steps: int = 200  # instruction tuning: Qilin stage 2 (full fine-tune) = HealthGPT stage-3 comprehension
-
-
-@dataclass
-class AblationConfig:
-    """``reproduce --ablations`` / notebook 10: the paper's ablations in miniature (docs/PAPERS.md
-    section 4). Every row of a table gets the same data, seeds, steps and total rank."""
-
-    step_fraction: float = 0.25  # each ablation stage trains this fraction of its train.*_steps (>= 1 step)
-    seeds: int = 2  # seeds cfg.seed, cfg.seed + 1, ... for the tables whose differences are small
-    experts: tuple[int, ...] = (2, 4, 8)  # k of MoELoRA and H-LoRA (paper Table 10)
-    gen_mix: tuple[float, ...] = (0.0, 0.5, 1.0)  # task conflict: generation batches per comprehension batch
-    comp_limit: int | None = None  # test comprehension records scored per run (None: all)
-    gen_limit: int | None = 32  # test records per generation task scored per run (None: all; 0: none, SSIM not scored)
-    # CPU threads while training and scoring (0: torch's default). One: the tiny model's matmuls gain
-    # nothing from a second thread, and on a shared 2-core machine two were 17x slower (measured).
-    threads: int = 1
-
-
-@dataclass
 class Config:
     preset: str = "tiny"
     profile: str = "smoke"
@@ -312,59 +275,76 @@ class Config:
 
 
 # ----------------------------------------------------------------------------- presets
-# Each preset is a set of dotted overrides on the defaults above (the defaults *are* tiny).
+# A preset is the model's shapes, written out in full (minGPT-style), plus the learning-rate
+# scale its size needs. Every preset names every key of SHAPE_KEYS, and "tiny" is what the
+# dataclass defaults above say (tests/test_config.py checks both). The parameter counts are
+# those `healthgpt-lite config --preset NAME` prints (meta device; LLM = base + the new image
+# rows; tests check them). How long each preset trains is the profile's business (below).
+TINY = {  # 2-core CPU, random init + CLIP-lite / LLM-lite pretraining
+    # tiny parameters: ViT 0.83M, adapters 0.07M, LLM 1.20M, H-LoRA 0.44M, VQGAN 0.78M
+    "data": dict(image_size=64),
+    "vision": dict(image_size=64, patch_size=8, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
+                   projection_dim=128),
+    "vq": dict(resolution=64, ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(16,), z_channels=32,
+               embed_dim=32, n_embed=512, quantizer="ema"),  # f4: 16 x 16 codes at 64 px
+    "llm": dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=4, intermediate_size=384,
+                max_position_embeddings=512, rope_theta=10000.0),
+    "lora": {"comprehension": dict(rank=16, experts=4, alpha=32.0), "generation": dict(rank=32, experts=4, alpha=64.0)},
+    "train": dict(lr_scale=5.0),  # x the released M3 learning rates: a 1M-parameter model from near scratch
+}
+SMALL = {  # one GPU, minutes, random init: 128 px, 16 x 16 visual tokens, 16 x 16 image tokens
+    # small parameters: ViT 14.37M, adapters 0.92M, LLM 29.17M, H-LoRA 6.88M, VQGAN 6.10M
+    "data": dict(image_size=128),
+    "vision": dict(image_size=128, patch_size=8, hidden_size=384, num_layers=8, num_heads=6, intermediate_size=1536,
+                   projection_dim=256),
+    "vq": dict(resolution=128, ch=64, ch_mult=(1, 1, 2, 2), num_res_blocks=2, attn_resolutions=(16,), z_channels=64,
+               embed_dim=64, n_embed=1024, quantizer="ema"),
+    "llm": dict(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=8, intermediate_size=1536,
+                max_position_embeddings=1024, rope_theta=10000.0),
+    "lora": {"comprehension": dict(rank=32, experts=4, alpha=64.0), "generation": dict(rank=64, experts=4, alpha=128.0)},
+    "train": dict(lr_scale=5.0),
+}
+M3 = {  # HealthGPT-M3: CLIP ViT-L/14-336, Phi-3-mini-4k-instruct, taming VQGAN f8-8192 (Gumbel)
+    # m3 parameters: ViT 303.51M, adapters 25.18M, LLM 3871.11M, H-LoRA 507.77M, VQGAN 69.00M
+    "data": dict(image_size=256),
+    "vision": dict(image_size=336, patch_size=14, hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096,
+                   projection_dim=768),
+    "vq": dict(resolution=256, ch=128, ch_mult=(1, 1, 2, 4), num_res_blocks=2, attn_resolutions=(32,), z_channels=256,
+               embed_dim=256, n_embed=8192, quantizer="gumbel"),
+    "llm": dict(hidden_size=3072, num_layers=32, num_heads=32, num_kv_heads=32, intermediate_size=8192,
+                max_position_embeddings=4096, rope_theta=10000.0),
+    # released sizes: comprehension r*k = 64 (alpha 128), generation r*k = 256 (alpha 512)
+    "lora": {"comprehension": dict(rank=64, experts=4, alpha=128.0), "generation": dict(rank=256, experts=4, alpha=512.0)},
+    "train": dict(lr_scale=1.0),  # the released learning rates as they are
+}
+SHAPE_KEYS = {section: sorted(values) for section, values in TINY.items()}
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied section by section (a preset derived from another)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) else value
+    return out
+
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {},
-    # One GPU, minutes, random init: 128 px, 16x16 visual tokens, 16x16 image tokens.
-    "small": {
-        "data.image_size": 128,
-        "vision.image_size": 128, "vision.patch_size": 8, "vision.hidden_size": 384,
-        "vision.num_layers": 8, "vision.num_heads": 6, "vision.intermediate_size": 1536,
-        "vision.projection_dim": 256,
-        "vq.resolution": 128, "vq.ch": 64, "vq.ch_mult": (1, 1, 2, 2), "vq.num_res_blocks": 2,
-        "vq.attn_resolutions": (16,), "vq.z_channels": 64, "vq.embed_dim": 64, "vq.n_embed": 1024,
-        "llm.hidden_size": 512, "llm.num_layers": 8, "llm.num_heads": 8, "llm.num_kv_heads": 8,
-        "llm.intermediate_size": 1536, "llm.max_position_embeddings": 1024,
-        "lora.comprehension.rank": 32, "lora.comprehension.alpha": 64.0,
-        "lora.generation.rank": 64, "lora.generation.alpha": 128.0,
-    },
-    # HealthGPT-M3: CLIP ViT-L/14-336, Phi-3-mini-4k-instruct, taming VQGAN f8-8192 (Gumbel).
-    "m3": {
-        "data.image_size": 256,
-        "vision.image_size": 336, "vision.patch_size": 14, "vision.hidden_size": 1024,
-        "vision.num_layers": 24, "vision.num_heads": 16, "vision.intermediate_size": 4096,
-        "vision.projection_dim": 768,
-        "vq.resolution": 256, "vq.ch": 128, "vq.ch_mult": (1, 1, 2, 4), "vq.num_res_blocks": 2,
-        "vq.attn_resolutions": (32,), "vq.z_channels": 256, "vq.embed_dim": 256,
-        "vq.n_embed": 8192, "vq.quantizer": "gumbel",
-        "llm.hidden_size": 3072, "llm.num_layers": 32, "llm.num_heads": 32, "llm.num_kv_heads": 32,
-        "llm.intermediate_size": 8192, "llm.max_position_embeddings": 4096,
-        # released sizes: comprehension r*k = 64 (alpha 128), generation r*k = 256 (alpha 512)
-        "lora.comprehension.rank": 64, "lora.comprehension.alpha": 128.0,
-        "lora.generation.rank": 256, "lora.generation.alpha": 512.0,
-    },
-    # HealthGPT-L14: the same with phi-4 (14B; grouped-query attention, 10 KV heads).
-    "l14": {
-        "data.image_size": 256,
-        "vision.image_size": 336, "vision.patch_size": 14, "vision.hidden_size": 1024,
-        "vision.num_layers": 24, "vision.num_heads": 16, "vision.intermediate_size": 4096,
-        "vision.projection_dim": 768,
-        "vq.resolution": 256, "vq.ch": 128, "vq.ch_mult": (1, 1, 2, 4), "vq.num_res_blocks": 2,
-        "vq.attn_resolutions": (32,), "vq.z_channels": 256, "vq.embed_dim": 256,
-        "vq.n_embed": 8192, "vq.quantizer": "gumbel",
-        "llm.hidden_size": 5120, "llm.num_layers": 40, "llm.num_heads": 40, "llm.num_kv_heads": 10,
-        "llm.intermediate_size": 17920, "llm.max_position_embeddings": 16384,
-        "llm.rope_theta": 250000.0,
-        # released: comprehension r*k = 32 (alpha 64). No L14 generation plugin was released;
-        # we keep M3's generation size (a choice, written down here).
-        "lora.comprehension.rank": 32, "lora.comprehension.alpha": 64.0,
-        "lora.generation.rank": 256, "lora.generation.alpha": 512.0,
-    },
+    "tiny": TINY,
+    "small": SMALL,
+    "m3": M3,
+    # HealthGPT-L14: M3 with phi-4 (14B; grouped-query attention, 10 KV heads)
+    # l14 parameters: ViT 303.51M, adapters 62.94M, LLM 14743.48M, H-LoRA 1013.35M, VQGAN 69.00M
+    "l14": _merged(M3, {
+        "llm": dict(hidden_size=5120, num_layers=40, num_heads=40, num_kv_heads=10, intermediate_size=17920,
+                    max_position_embeddings=16384, rope_theta=250000.0),
+        # released: comprehension r*k = 32 (alpha 64). No L14 generation plugin was released; we keep
+        # M3's generation size (a choice, written down here).
+        "lora": {"comprehension": dict(rank=32, alpha=64.0)},
+    }),
 }
 
 # ----------------------------------------------------------------------------- profiles
-# Each profile is dotted overrides applied after the preset. Later modules add their own
-# keys here (training steps per stage, batch sizes), keeping one table per axis.
+# A profile is how much data and how many steps (dotted keys, applied after the preset).
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "data.n_patients": 24,
@@ -413,10 +393,12 @@ def build_config(
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    cfg = Config(preset=preset, profile=profile, seed=int(seed))
-    apply_overrides(cfg, PRESETS[preset], source=f"preset {preset!r}")
-    apply_overrides(cfg, PROFILES[profile], source=f"profile {profile!r}")
-    apply_overrides(cfg, parse_overrides(overrides), source="overrides")
+    values = Config(preset=preset, profile=profile, seed=int(seed)).to_dict()
+    where: dict[str, str] = {}
+    for source, layer in ((f"preset {preset!r}", PRESETS[preset]), (f"profile {profile!r}", PROFILES[profile]),
+                          ("overrides", parse_overrides(overrides))):
+        _set_dotted(values, layer, source, where)
+    cfg = _typed(values, where)
     validate(cfg)
     return cfg
 
@@ -451,10 +433,11 @@ def _yaml_literal(raw: str) -> Any:
 
 def apply_overrides(cfg: Config, overrides: Mapping[str, Any], source: str = "overrides") -> Config:
     """Set dotted keys in place, strictly: unknown keys and ill-typed values are errors."""
-    for key, value in overrides.items():
-        parent, name = _resolve(cfg, key, source)
-        hint = typing.get_type_hints(type(parent))[name]
-        setattr(parent, name, _coerce(value, hint, key, source))
+    values, where = cfg.to_dict(), {}
+    _set_dotted(values, overrides, source, where)
+    typed = _typed(values, where)
+    for f in dataclasses.fields(cfg):
+        setattr(cfg, f.name, getattr(typed, f.name))
     return cfg
 
 
@@ -471,8 +454,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"llm.hidden_size={m.hidden_size}, num_heads={m.num_heads}, num_kv_heads={m.num_kv_heads}: "
             "heads must divide the hidden size and KV heads must divide the heads")
-    if cfg.image_tokens.positions not in ("none", "grid"):
-        raise ConfigError(f"image_tokens.positions={cfg.image_tokens.positions!r}; choose 'grid' or 'none' "
+    if cfg.image_tokens.positions not in ("none", "grid", "aligned"):
+        raise ConfigError(f"image_tokens.positions={cfg.image_tokens.positions!r}; choose 'grid', 'aligned' or 'none' "
                           "(the paper's 1-D RoPE only)")
     if cfg.lora.kind not in PLUGIN_KINDS:
         raise ConfigError(f"lora.kind={cfg.lora.kind!r}; choose one of {PLUGIN_KINDS}")
@@ -496,8 +479,7 @@ def config_from_dict(d: Mapping[str, Any]) -> Config:
     """Rebuild a Config saved with ``to_dict()`` (artifact metadata), strictly."""
     d = copy.deepcopy(dict(d))
     cfg = build_config(d.pop("preset", "tiny"), d.pop("profile", "smoke"), seed=d.pop("seed", 0))
-    flat = dict(_flatten(d))
-    apply_overrides(cfg, flat, source="saved config")
+    apply_overrides(cfg, d, source="saved config")
     validate(cfg)
     return cfg
 
@@ -517,67 +499,56 @@ def _get_dotted(d: Mapping[str, Any], key: str) -> Any:
     return d
 
 
-def _resolve(cfg: Config, key: str, source: str):
-    parts = key.split(".")
-    obj: Any = cfg
-    for i, part in enumerate(parts):
-        names = [f.name for f in dataclasses.fields(obj)]
-        if part not in names:
-            prefix = ".".join(parts[:i])
-            known = [f"{prefix}.{n}" if prefix else n for n in names]
-            close = difflib.get_close_matches(key, sorted(set(known + _all_keys(cfg))), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; known here: {', '.join(known)}"
-            raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
-        if i == len(parts) - 1:
-            if dataclasses.is_dataclass(getattr(obj, part)):
-                raise ConfigError(f"{key!r} in {source} is a section, not a value; set one of its keys")
-            return obj, part
-        obj = getattr(obj, part)
-        if not dataclasses.is_dataclass(obj):
-            raise ConfigError(f"unknown config key {key!r} in {source}: {'.'.join(parts[:i + 1])} is a value")
-    raise ConfigError(f"empty config key in {source}")
+def _set_dotted(values: dict, layer: Mapping[str, Any], source: str, where: dict[str, str]) -> None:
+    """Write ``layer`` (dotted keys, or sections of them) into the nested ``values`` of a Config;
+    an unknown key names the closest known ones, a section set to a value is refused."""
+    for key, value in _flatten(layer):
+        parts, node = key.split("."), values
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"unknown config key {key!r} in {source}: {'.'.join(parts[:i])} is a value")
+                close = difflib.get_close_matches(key, [k for k, _ in _flatten(values)], n=3)
+                known = [".".join(parts[:i] + [n]) for n in node]
+                hint = f"; did you mean {', '.join(close)}?" if close else f"; known here: {', '.join(known)}"
+                raise ConfigError(f"unknown config key {key!r} in {source}{hint}")
+            if i < len(parts) - 1:
+                node = node[part]
+        if isinstance(node[parts[-1]], dict):
+            raise ConfigError(f"{key!r} in {source} is a section, not a value; set one of its keys")
+        node[parts[-1]] = value
+        where[key] = source
 
 
-def _all_keys(cfg: Any, prefix: str = "") -> list[str]:
-    keys = []
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        keys += _all_keys(v, f"{prefix}{f.name}.") if dataclasses.is_dataclass(v) else [prefix + f.name]
-    return keys
+@functools.cache
+def _parser():
+    """jsonargparse (LightningCLI's parser) reads a Config from its type hints: one typed config system."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(Config, "config")
+    return parser
 
 
-def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    bad = ConfigError(f"{key}={value!r} in {source}: expected {_type_name(hint)}")
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key, source)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return tuple(_coerce(v, args[0], key, source) for v in value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise bad
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    return value
+def _typed(values: dict, where: Mapping[str, str]) -> Config:
+    """The nested ``values`` as a Config, every value checked against its type hint (lists become
+    tuples, ints become floats); a wrong type names the key, its value, the source and the type."""
+    from jsonargparse import ArgumentError
+
+    try:
+        return _parser().instantiate(_parser().parse_object({"config": values})).config
+    except ArgumentError as e:
+        found = re.search(r'key "config\.([\w.]+)"', str(e))
+        key = found.group(1) if found else "?"
+        value = _get_dotted(values, key) if found else None
+        hint = typing.get_type_hints(_section_of(key))[key.rsplit(".", 1)[-1]] if found else "?"
+        expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+        raise ConfigError(f"{key}={value!r} in {where.get(key, 'the config')}: expected {expected}") from None
 
 
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+def _section_of(key: str) -> type:
+    """The dataclass that holds ``key`` (``"vq.n_embed"`` -> VQConfig)."""
+    obj: Any = Config
+    for part in key.split(".")[:-1]:
+        obj = typing.get_type_hints(obj)[part]
+    return obj

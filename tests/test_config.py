@@ -68,3 +68,53 @@ def test_round_trip_through_dict():
 
 def test_parse_overrides_yaml_values():
     assert parse_overrides(["a.b=1e-3", "c=[1, 2]", "d=true"]) == {"a.b": 1e-3, "c": [1, 2], "d": True}
+
+
+def test_every_preset_writes_out_every_shape():
+    """No preset hides its shapes in the dataclass defaults: each names every key tiny names."""
+    from healthgpt_lite.config import SHAPE_KEYS, _flatten
+
+    wanted = {k for k, _ in _flatten(PRESETS["tiny"])}
+    for name, preset in PRESETS.items():
+        assert {k for k, _ in _flatten(preset)} == wanted, name
+    assert set(SHAPE_KEYS) == {k.split(".")[0] for k in wanted}
+
+
+def test_tiny_preset_is_what_the_defaults_say():
+    """The written-out tiny preset and the dataclass defaults cannot drift apart."""
+    from healthgpt_lite.config import Config, _flatten, _get_dotted
+
+    defaults = Config().to_dict()
+    for key, value in _flatten(PRESETS["tiny"]):
+        assert _get_dotted(defaults, key) == value, key
+
+
+def test_l14_is_m3_plus_its_differences():
+    m3, l14 = build_config("m3"), build_config("l14")
+    assert (l14.vision, l14.vq, l14.lora.generation) == (m3.vision, m3.vq, m3.lora.generation)
+    assert l14.llm.num_kv_heads == 10 and l14.lora.comprehension.rank == 32 and l14.train.lr_scale == 1.0
+
+
+def test_preset_comments_give_the_real_parameter_counts():
+    """The counts written beside each preset in config.py are what the meta-device model has."""
+    import inspect
+
+    from healthgpt_lite import config
+    from healthgpt_lite.scale.plan import parameter_summary
+
+    source = inspect.getsource(config)
+    for name in PRESETS:
+        assert f"# {name} parameters: {parameter_summary(build_config(name))}\n" in source, name
+
+
+def test_config_command_prints_yaml_that_rebuilds_the_config(capsys):
+    import yaml
+
+    from healthgpt_lite.cli import main
+
+    assert main(["config", "--preset", "small", "--profile", "gpu", "--set", "vq.n_embed=2048"]) == 0
+    out = capsys.readouterr().out
+    assert config_from_dict(yaml.safe_load(out)) == build_config("small", "gpu", {"vq.n_embed": 2048})
+    assert out.rstrip().splitlines()[-1].startswith("# small parameters: ViT 14.37M")
+    assert main(["config", "--section", "nope"]) == 2
+    assert "unknown section 'nope'" in capsys.readouterr().err

@@ -40,6 +40,7 @@ def test_config_parses_with_the_papers_batches_and_real_weights(name):
         assert overrides[key].startswith("/"), key
     assert ("phi-4" in overrides["llm.pretrained_path"]) == (preset == "l14")
     assert ns.model.images_inline  # real LLaVA JSON: the ViT and VQGAN run inline
+    assert "train.lr_scale" not in overrides and config_of(ns).train.lr_scale == 1.0  # the preset says it
     for stage in stages_of(ns):
         summary = run_summary(parse_fit_config(CONFIGS / name, "--model.stage", stage))
         if stage == "stage2":
@@ -110,3 +111,19 @@ def test_tiny_config_still_parses_to_the_generated_data():
 def test_unknown_stage_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown stage"):
         parse_fit_config(CONFIGS / "m3_stage1.yaml", "--model.stage", "stage4")
+
+
+def test_print_config_shows_the_real_shapes(capsys):
+    """``fit --print_config`` prints the fit settings and what ``preset: m3`` resolves to."""
+    import yaml
+
+    from healthgpt_lite.cli import main
+
+    assert main(["fit", "--config", str(CONFIGS / "m3_stage3.yaml"), "--model.stage", "stage3_generation",
+                 "--print_config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["stage"] == "stage3_generation" and printed["trainer"]["devices"] == 8
+    resolved = printed["resolved"]
+    assert resolved["llm"]["hidden_size"] == 3072 and resolved["vq"]["n_embed"] == 8192
+    assert resolved["lora"]["generation"]["rank"] == 256 and resolved["train"]["lr_scale"] == 1.0
+    assert resolved["train"]["stage3_generation_steps"] == 12200  # from the YAML's model.overrides

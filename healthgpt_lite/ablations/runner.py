@@ -31,7 +31,7 @@ from ..training.features import FeatureStore, ensure_features
 from ..training.pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites, fit_stage, stages_before
 from ..training.stages import ORDER, STAGES, StageSpec
 from .mixing import TaskMixModule
-from .runs import Run, Table, budget, stage_steps, tables
+from .runs import Run, budget, stage_steps
 
 _ALL_TASKS = tuple(dict.fromkeys(t for s in ORDER for t in STAGES[s].record_tasks))
 # One run, both tasks, every group the three stages train, each at the first rate the recipe gives it

@@ -26,7 +26,6 @@ import html
 import json
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError
-from .phantoms import LESION_ORGANS, Patient
+from .phantoms import Patient
 from .vocabulary import MODALITY_NAME, NONE, NO, ORGAN_NAME, QUESTIONS, SIZE_NAME, YES
 
 

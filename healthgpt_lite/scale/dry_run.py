@@ -28,8 +28,9 @@ class _ParseOnlyCLI(HealthGPTCLI):
         pass
 
 
-def parse_fit_config(config: str | Path, *args: str):
-    """The namespace ``python -m healthgpt_lite fit --config CONFIG ARGS`` would train with."""
+def parse_fit_config(config: str | Path | None, *args: str):
+    """The namespace ``python -m healthgpt_lite fit --config CONFIG ARGS`` would train with
+    (``config=None``: ``fit ARGS``)."""
     seed_log = logging.getLogger("lightning.fabric.utilities.seed")
     level = seed_log.level
     seed_log.setLevel(logging.WARNING)  # "Seed set to 0": nothing is trained here
@@ -37,7 +38,7 @@ def parse_fit_config(config: str | Path, *args: str):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*args parameter is intended.*")  # called from a CLI
             warnings.filterwarnings("ignore", message=".*No seed found.*")
-            cli = _ParseOnlyCLI(StageModule, StageData, args=["--config", str(config), *args], run=False,
+            cli = _ParseOnlyCLI(StageModule, StageData, args=[*(["--config", str(config)] if config else []), *args], run=False,
                                 save_config_callback=None, trainer_defaults=TRAINER_DEFAULTS)
     finally:
         seed_log.setLevel(level)

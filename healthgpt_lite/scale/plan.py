@@ -152,3 +152,12 @@ def print_plan(cfg: Config, n_gpus: int = 8, stages: tuple[str, ...] = ORDER) ->
             format_table(rows, ["stage", "micro_batch", "tokens_per_sample", "ddp_GiB", "ddp+ac_GiB",
                                 "fsdp_GiB", "fsdp+ac_GiB"])]
     return "\n".join(text)
+
+
+def parameter_summary(cfg: Config) -> str:
+    """One line of a preset's parameters by part (meta device; the comments of ``config.PRESETS``)."""
+    b = parameter_breakdown(build_meta_model(cfg))
+    parts = {"ViT": b["vision (CLIP ViT)"], "adapters": b["adapter comprehension"] + b["adapter generation"],
+             "LLM": b["LLM (base + new rows)"], "H-LoRA": b["H-LoRA comprehension"] + b["H-LoRA generation"],
+             "VQGAN": b["VQGAN"]}
+    return ", ".join(f"{name} {n / 1e6:.2f}M" for name, n in parts.items())

@@ -15,6 +15,8 @@ data instead, and the model encodes images inline with its frozen ViT and VQGAN
 (``{task: per-device batch}``) sets this run's batch without changing the config a stage is
 keyed by, so the stages of a full run (different batches, one shared ``model.overrides``) find
 each other. ``trainer.max_steps``, when given, is also the length of the learning-rate schedule.
+``--print_config`` prints the settings and, under ``resolved``, every value the model section's
+preset, profile and overrides resolve to (the real shapes of ``preset: m3``).
 """
 from __future__ import annotations
 
@@ -160,8 +162,29 @@ class HealthGPTCLI(LightningCLI):
 TRAINER_DEFAULTS = {"enable_model_summary": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False}
 
 
-def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI:
+def main(args: list[str] | None = None, run: bool = True) -> HealthGPTCLI | None:
+    if args is not None and "--print_config" in args:
+        return print_config([a for a in args if a not in ("fit", "--print_config")])
     return HealthGPTCLI(StageModule, StageData, args=args, run=run, save_config_callback=None,
                         trainer_defaults=TRAINER_DEFAULTS)
+
+
+def print_config(args: list[str]) -> None:
+    """``fit ... --print_config``: the fit settings as LightningCLI reads them, then every value
+    the model section resolves to (preset shapes, profile budgets, overrides), so a YAML that
+    says ``preset: m3`` shows M3's real shapes (the project config is built from
+    ``model.preset/profile/seed/overrides``, which LightningCLI alone prints as given)."""
+    import json
+
+    import yaml
+
+    from ..scale.dry_run import config_of, parse_fit_config
+
+    ns = parse_fit_config(None, *args)
+    print(yaml.safe_dump(json.loads(json.dumps(ns.as_dict(), default=str)), sort_keys=False,
+                         default_flow_style=None, allow_unicode=True), end="")
+    print("# the project config model.preset, profile, seed and overrides resolve to (healthgpt-lite config):")
+    cfg = json.loads(json.dumps(config_of(ns).to_dict()))
+    print(yaml.safe_dump({"resolved": cfg}, sort_keys=False, default_flow_style=None, allow_unicode=True), end="")
 
 
