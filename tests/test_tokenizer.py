@@ -38,9 +38,22 @@ def test_chat_template_is_phi3(tok):
     assert text == f"<|system|>\n{SYSTEM_PROMPT}<|end|>\n<|user|>\n<image>\nq<|end|>\n<|assistant|>\n"
 
 
-def test_codebook_mismatch_is_a_clear_error():
+def test_codebook_mismatch_is_a_clear_error(tmp_path):
+    """A tokenizer of one's own, saved with 512 codes, is refused for a 1024-code VQ, naming the fix."""
+    load_tokenizer(n_codes=512).save_pretrained(tmp_path)
     with pytest.raises(ConfigError, match="512 <idx_\\*> tokens but the VQ codebook has 1024"):
-        load_tokenizer(n_codes=1024)
+        load_tokenizer(tmp_path, n_codes=1024)
+
+
+def test_the_shipped_tokenizer_serves_every_codebook_size():
+    """The shipped BPE gets an image block of the VQ's size (small: 1024 codes); text ids stay the same."""
+    from healthgpt_lite.data.text_tokenizer import image_token_ids
+
+    a, b = load_tokenizer(n_codes=512), load_tokenizer(n_codes=1024)
+    text = "The CT shows a lesion in the liver. 肝脏"
+    assert a(text)["input_ids"] == b(text)["input_ids"]
+    assert image_token_ids(b).n_codes == 1024 and image_token_ids(b).start == image_token_ids(a).start
+    assert b.convert_ids_to_tokens(image_token_ids(b).first_idx + 1023) == "<idx_1023>"
 
 
 def test_missing_tokenizer_folder(tmp_path):
