@@ -530,13 +530,19 @@ def _parser():
     return parser
 
 
+_TYPED: dict[str, Config] = {}  # values (as JSON) -> the Config jsonargparse read from them
+
+
 def _typed(values: dict, where: Mapping[str, str]) -> Config:
     """The nested ``values`` as a Config, every value checked against its type hint (lists become
     tuples, ints become floats); a wrong type names the key, its value, the source and the type."""
     from jsonargparse import ArgumentError
 
+    key = json.dumps(values, sort_keys=True, default=repr)
     try:
-        return _parser().instantiate(_parser().parse_object({"config": values})).config
+        if key not in _TYPED:  # parsing takes ~60 ms; the same values are read back many times
+            _TYPED[key] = _parser().instantiate(_parser().parse_object({"config": values})).config
+        return copy.deepcopy(_TYPED[key])  # a Config of its own: callers may change it in place
     except ArgumentError as e:
         found = re.search(r'key "config\.([\w.]+)"', str(e))
         key = found.group(1) if found else "?"
