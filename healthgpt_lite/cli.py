@@ -181,11 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _show_config(args) -> int:
     """``healthgpt-lite config``: every value a run would use, and what the preset's model weighs."""
-    import json
-
-    import yaml
-
-    from .config import build_config
+    from .config import as_yaml, build_config
     from .errors import ConfigError
     from .scale.plan import parameter_summary
 
@@ -195,11 +191,10 @@ def _show_config(args) -> int:
         cfg = config_of(parse_fit_config(args.fit_config))
     else:
         cfg = build_config(args.preset, args.profile, args.overrides, seed=args.seed)
-    values = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists, for YAML
+    values = cfg.to_dict()
     if unknown := [s for s in args.section if s not in values]:
         raise ConfigError(f"unknown section {unknown[0]!r}; choose from {', '.join(values)}")
-    print(yaml.safe_dump({s: values[s] for s in args.section} if args.section else values, sort_keys=False,
-                         default_flow_style=None, allow_unicode=True), end="")
+    print(as_yaml({s: values[s] for s in args.section} if args.section else values), end="")
     print(f"# {cfg.preset} parameters: {parameter_summary(cfg)}")
     return 0
 

@@ -421,6 +421,13 @@ def parse_overrides(overrides: Mapping[str, Any] | list[str] | str | None) -> di
     return out
 
 
+def as_yaml(values: Mapping[str, Any]) -> str:
+    """``values`` (a config's ``to_dict()``, a parsed fit YAML) as readable YAML: tuples and other
+    values JSON knows become lists and plain scalars, anything else its ``str``; short lists inline."""
+    plain = json.loads(json.dumps(values, default=str))
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, allow_unicode=True)
+
+
 def _yaml_literal(raw: str) -> Any:
     value = yaml.safe_load(raw)
     if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; a number was meant

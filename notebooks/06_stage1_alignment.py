@@ -106,7 +106,7 @@ print(f"{len(store.rows)} input images -> comprehension features {tuple(store.co
 # %% [markdown]
 # ## Training in the open: the freeze rule, applied
 #
-# `ensure_stages` (below) is one call; here is what it does inside, step by step, with the same
+# `train_stage` (below) trains a stage in one call; here is what it does inside, step by step, with the same
 # public functions. First the freeze rule: `freeze_for_stage` turns `requires_grad` off
 # everywhere, then on for the stage's groups (`model.parameter_groups()`), and installs the row
 # mask for `image_rows`. Applied to the model stage 1 starts from (`model_after(cfg, [])`):
@@ -308,14 +308,31 @@ print(f"image-token logit spread before stage 1: {image_logit_spread(before, rec
 # %% [markdown]
 # ## Train stage 1 (both tasks)
 #
-# `ensure_stages` loads each stage when an artifact made with this exact config exists, else
-# trains it (resuming from its last checkpoint if it was interrupted).
+# Training a stage is one call, `train_stage(cfg, name, model, data, run_dir)`: it wraps the
+# model in the stage's `HealthGPTLitModule` (the freeze rule, the loss and the optimizer you
+# just stepped by hand), runs the stage's steps with a Lightning `Trainer`, and saves what the
+# stage trained into `run_dir`. Three calls of this package lie between this cell and the loss:
+# `train_stage` -> `training_step` -> `_loss`.
+#
+# `run_dir` is where `make reproduce` keeps this stage for this exact config (`stage_path`,
+# keyed by the config), so when it already trained the stage the cell reuses it instead.
 
 # %%
-from healthgpt_lite.training.pipeline import ensure_stages
+from healthgpt_lite.artifacts import is_complete
+from healthgpt_lite.training.pipeline import stage_path, stages_before
+from healthgpt_lite.training.train import stage_data, train_stage
 from healthgpt_lite.training.trainer import plot_curves, read_metrics
 
-paths = ensure_stages(cfg, ["stage1_comprehension", "stage1_generation"], run.artifacts_dir, data_dir, run.progress)
+paths = {}
+for name in ["stage1_comprehension", "stage1_generation"]:
+    paths[name] = stage_path(cfg, name, run.artifacts_dir)
+    if is_complete(paths[name]):
+        print(f"{name}: reusing {paths[name].name} (trained by an earlier run with this config)")
+        continue
+    model = model_after(cfg, stages_before(name), run.artifacts_dir)  # seeded model + the stages it builds on
+    data = stage_data(cfg, name, tokenizer, data_dir, store)          # batches of cfg.train's sizes
+    done = train_stage(cfg, name, model, data, paths[name], progress=run.progress)
+    print(f"{name}: {done['steps']} steps in {done['train_seconds']} s, {done['trainable_parameters']:,} weights learned")
 display(plot_curves(read_metrics(paths["stage1_comprehension"]), ["train/loss", "val/loss_comprehension"],
                     title="stage 1, comprehension: abstract adapter on reports"))
 plot_curves(read_metrics(paths["stage1_generation"]), ["train/loss", "val/loss_generation"],

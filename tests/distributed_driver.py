@@ -101,7 +101,7 @@ def register_cpu_fsdp(config: Path) -> str:
 
 def run_job(job: dict, current: dict, monkeypatch) -> None:
     """Train ``job["stages"]`` into ``job["root"]`` (``name``: for the logs). ``stop_after``:
-    {stage: step} stops that stage there (as Ctrl-C does: it checkpoints and fit_stage refuses to mark it done) and runs it again,
+    {stage: step} stops that stage there (as Ctrl-C does: it checkpoints and train_stage refuses to mark it done) and runs it again,
     resuming from its checkpoint. ``refused``: stages that must fail with ConfigError (recorded)."""
     import lightning as L
 

@@ -133,7 +133,7 @@ def test_cached_runs_are_reused(smoke_report, shared_artifacts, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached ablation stage was trained again")
 
-    monkeypatch.setattr(runner, "fit_stage", no_training)
+    monkeypatch.setattr(runner, "train_stage", no_training)
     records = run_ablations(cfg, shared_artifacts, log=lambda s: None)
     assert records == json.loads((out / "ablations.json").read_text())["runs"]
 

@@ -1,6 +1,6 @@
 """``gpu-check`` on a CPU-only machine: its arguments, its JSON and its parts, never its GPU numbers.
 
-What runs for real here: the step meter inside a real Lightning ``fit_stage`` (tiny shapes,
+What runs for real here: the step meter inside a real Lightning ``train_stage`` (tiny shapes,
 random features), the M3 step's code on the tiny model, the M3 plan on the meta device, the
 writer, the exit codes and ``scripts/gpu_check.sh``'s refusal without a GPU. What does not:
 the whole ``pipeline`` mode (the tiny/smoke pipeline takes ~70 s on this 2-core machine, over
@@ -161,23 +161,24 @@ def test_the_writer_refuses_a_result_off_its_schema(tmp_path):
 
 
 def test_step_meter_inside_a_real_lightning_fit(smoke_cfg, smoke_data, tmp_path):
-    """The pipeline's stage rows: a real fit_stage (tiny shapes, random features) with the meter."""
+    """The pipeline's stage rows: a real train_stage (tiny shapes, random features) with the meter."""
     from healthgpt_lite.bench.flops import llm_shape, training_step_flops
     from healthgpt_lite.bench.gpu_pipeline import timed_row
     from healthgpt_lite.bench.stages import stand_in_store
     from healthgpt_lite.bench.step_meter import StepMeter
     from healthgpt_lite.data.text_tokenizer import image_token_ids, tokenizer_for
     from healthgpt_lite.model.llm import build_llm
-    from healthgpt_lite.training.pipeline import build_model, fit_stage
+    from healthgpt_lite.training.pipeline import build_model
+    from healthgpt_lite.training.train import stage_data, train_stage
     from healthgpt_lite.training.stages import STAGES
 
     cfg, tok = smoke_cfg, tokenizer_for(smoke_cfg)
     model = build_model(cfg, tok, base_llm=build_llm(cfg.llm, image_token_ids(tok).start, tok.pad_token_id))
     meter, rows = StepMeter(skip=1), []
     spec = STAGES["stage3_comprehension"]
-    timed_row(rows, spec.name, lambda: fit_stage(cfg, spec, model, 3, tmp_path / "run", tok, smoke_data,
-                                                 store=stand_in_store(smoke_data, cfg), callbacks=[meter.callback],
-                                                 val_every=10**9), meter, peak_flops=1e12)
+    data = stage_data(cfg, spec, tok, smoke_data, stand_in_store(smoke_data, cfg))
+    timed_row(rows, spec.name, lambda: train_stage(cfg, spec, model, data, tmp_path / "run", 3, callbacks=[meter.callback],
+                                                   val_every=10**9), meter, peak_flops=1e12)
     row = rows[0]
     assert row["steps"] == 3 and row["timed_steps"] == 2 and row["trained"] and row["peak_memory_GiB"] is None
     assert row["wall_s"] > 2 * row["seconds_per_step"] > 0

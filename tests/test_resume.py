@@ -61,7 +61,7 @@ def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequ
 
 
 def test_a_float64_stage_stopped_midway_resumes_exactly(shared_artifacts, prerequisites_only, tmp_path, monkeypatch):
-    """Lightning loads ``last.ckpt`` before it converts the module to float64; fit_stage converts
+    """Lightning loads ``last.ckpt`` before it converts the module to float64; train_stage converts
     first, or the resumed run would round every weight to float32 (about 1e-7 off)."""
     import lightning as L
 

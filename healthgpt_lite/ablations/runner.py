@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..artifacts import default_artifacts_dir, load_or_make, read_meta
+from ..artifacts import artifact_dir, default_artifacts_dir, is_complete, read_meta
 from ..config import Config, apply_overrides, validate
 from ..data.text_tokenizer import tokenizer_for
 from ..errors import ConfigError
 from ..model.healthgpt_model import HealthGPTModel
 from ..training.features import FeatureStore, ensure_features
-from ..training.pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites, fit_stage, stages_before
+from ..training.pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites, stages_before
+from ..training.train import stage_data, train_stage
 from ..training.stages import ORDER, STAGES, StageSpec
 from .mixing import TaskMixModule
 from .runs import Run, budget, stage_steps
@@ -119,17 +120,16 @@ def train(ctx: Context, cfg: Config, spec: StageSpec, steps: int, parents: list[
     key = {"seed": cfg.seed, "steps": steps, "parents": [p.name for p in parents], "batches": batches, "share": share,
            "train": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples, t.lr_scale, t.warmup_fraction]}
 
-    def make(path: Path) -> dict:
-        model = branch_model(ctx, cfg, parents, share)
-        meta = fit_stage(cfg, spec, model, steps, path, ctx.tokenizer, ctx.data_dir, ctx.art, ctx.progress,
-                         sample_per_task=t.stage2_samples if spec.stage == "stage2" else None,
-                         store=features_for(ctx, cfg),
-                         module_cls=functools.partial(TaskMixModule, batches=batches) if batches else None,
-                         val_every=steps)  # one validation, at the end: the losses the tables report
+    name = f"abl_{name or spec.name}"
+    path = artifact_dir(cfg, name, MODEL_SECTIONS, ctx.art, key)
+    if not is_complete(path):
+        data = stage_data(cfg, spec, ctx.tokenizer, ctx.data_dir, store=features_for(ctx, cfg))
+        train_stage(cfg, spec, branch_model(ctx, cfg, parents, share), data, path, steps, ctx.progress, name=name,
+                    module_cls=functools.partial(TaskMixModule, batches=batches) if batches else None,
+                    val_every=steps,  # one validation, at the end: the losses the tables report
+                    share=share, batches=batches)
         shutil.rmtree(path / "checkpoints", ignore_errors=True)  # only for resuming; the tensors are saved
-        return {**meta, "share": share, "batches": batches}
-
-    return load_or_make(cfg, f"abl_{name or spec.name}", MODEL_SECTIONS, make, ctx.art, extra=key)
+    return path
 
 
 # ----------------------------------------------------------------------------- recipes (runs.py)

@@ -5,7 +5,7 @@ VL-Health-lite batches (the stage's own data module and collator; frozen ViT fea
 codes are random stand-ins of the right shapes, the model a random LLM of the preset's
 shapes: speed does not depend on what the weights know), three ways, side by side in one run:
 
-* **Lightning**: the production path, ``fit_stage`` with its Trainer (logging, checkpoint
+* **Lightning**: the production path, ``train_stage`` with its Trainer (logging, checkpoint
   callback, progress off), seconds per step measured between batch starts;
 * **plain PyTorch**: the same module's loss, ``backward`` and AdamW ``step`` in a bare loop on
   the same batches; the difference is Lightning's per-step cost;
@@ -72,24 +72,23 @@ def _tokens(batch: dict) -> int:
 def bench_stage(cfg: Config, name: str, data_dir: Path, store, warmup: int, steps: int) -> dict:
     from ..data.text_tokenizer import image_token_ids, tokenizer_for
     from ..model.llm import build_llm
-    from ..training.datamodule import StageDataModule
     from ..training.lit_module import HealthGPTLitModule
-    from ..training.pipeline import build_model, fit_stage
+    from ..training.pipeline import build_model
+    from ..training.train import stage_data, train_stage
     from ..training.stages import STAGES
 
     spec, tok, t = STAGES[name], tokenizer_for(cfg), cfg.train
     make = lambda: build_model(cfg, tok, base_llm=build_llm(cfg.llm, image_token_ids(tok).start, tok.pad_token_id))  # noqa: E731
     clock = StepClock()
     with tempfile.TemporaryDirectory() as run_dir:  # the production path, timed from the inside
-        fit_stage(cfg, spec, make(), warmup + steps + 1, Path(run_dir), tok, data_dir, store=store,
-                  callbacks=[clock.callback], val_every=10**9)
+        train_stage(cfg, spec, make(), stage_data(cfg, spec, tok, data_dir, store), Path(run_dir), warmup + steps + 1,
+                    callbacks=[clock.callback], val_every=10**9)
     lightning_s = clock.seconds_per_step(skip=warmup)
 
     model = make()
     module = HealthGPTLitModule(model, spec, warmup + steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed)
     optimizer = module.configure_optimizers()["optimizer"]
-    dm = StageDataModule(cfg, spec, store, tok, data_dir, {"comprehension": t.comp_batch_size,
-                                                           "generation": t.gen_batch_size})
+    dm = stage_data(cfg, spec, tok, data_dir, store)
     dm.setup()
     batches = iter(dm.train_dataloader())
     sample = [next(batches)[0] for _ in range(warmup + steps)]

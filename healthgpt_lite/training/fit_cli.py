@@ -34,7 +34,8 @@ from ..errors import ConfigError
 from .datamodule import StageDataModule
 from .features import FeatureStore, ensure_features
 from .lit_module import HealthGPTLitModule
-from .pipeline import MODEL_SECTIONS, model_after, save_stage_tensors, stage_key, stage_path, stages_before
+from .pipeline import MODEL_SECTIONS, model_after, stage_key, stage_path, stages_before
+from .train import save_stage_tensors
 from .records_data import PixelCollator, RecordsDataset, fill_target_codes, load_task_records
 from .stages import STAGES, check_stage_names
 
@@ -111,7 +112,7 @@ class StageData(StageDataModule):
             store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data))
         sizes = {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size} | dict(batch_size or {})
         super().__init__(cfg, spec, store, tokenizer_for(cfg), data, sizes,
-                         sample_per_task=t.stage2_samples if spec.stage == "stage2" else None)
+                         sample_per_task=t.stage2_samples if spec.sample else None)
         self.record_files = {"train": train_records, "val": val_records} if train_records else None
         self.image_root = Path(image_root) if image_root else Path(".")
 
@@ -174,17 +175,12 @@ def print_config(args: list[str]) -> None:
     the model section resolves to (preset shapes, profile budgets, overrides), so a YAML that
     says ``preset: m3`` shows M3's real shapes (the project config is built from
     ``model.preset/profile/seed/overrides``, which LightningCLI alone prints as given)."""
-    import json
-
-    import yaml
-
+    from ..config import as_yaml
     from ..scale.dry_run import config_of, parse_fit_config
 
     ns = parse_fit_config(None, *args)
-    print(yaml.safe_dump(json.loads(json.dumps(ns.as_dict(), default=str)), sort_keys=False,
-                         default_flow_style=None, allow_unicode=True), end="")
+    print(as_yaml(ns.as_dict()), end="")
     print("# the project config model.preset, profile, seed and overrides resolve to (healthgpt-lite config):")
-    cfg = json.loads(json.dumps(config_of(ns).to_dict()))
-    print(yaml.safe_dump({"resolved": cfg}, sort_keys=False, default_flow_style=None, allow_unicode=True), end="")
+    print(as_yaml({"resolved": config_of(ns).to_dict()}), end="")
 
 

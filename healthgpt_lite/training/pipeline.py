@@ -1,4 +1,4 @@
-"""Run a stage (load-or-train) and rebuild the model after any stage.
+"""The caching layer over ``train.py``: load-or-train a stage, and rebuild the model after any stage.
 
 A stage artifact stores only what the stage trained (``trained.safetensors``) plus metadata;
 the model after stage S is: seeded initialisation -> base LLM -> image vocabulary -> H-LoRA
@@ -7,14 +7,12 @@ A stage refuses to start when a stage it builds on is missing, naming what makes
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..artifacts import (artifact_dir, atomic_save_safetensors, data_dir_for, is_writer, load_or_make, read_meta,
-                         read_safetensors, write_meta)
+from ..artifacts import artifact_dir, data_dir_for, is_complete, read_meta, read_safetensors
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.records import GENERATION_TASKS
@@ -24,9 +22,10 @@ from ..model.image_positions import image_positions_for
 from ..model.multimodal import SequenceLayout
 from ..model.healthgpt_model import HealthGPTModel
 from ..model.vocab import extend_vocabulary
-from .features import FeatureStore, ensure_features
+from .features import ensure_features
 from .llm_pretrain import load_base_llm
-from .stages import ORDER, STAGES, StageSpec, check_stage_names
+from .stages import MODEL_SECTIONS, ORDER, STAGES, StageSpec, check_stage_names
+from .train import stage_data, train_stage
 
 STAGE_HINT = "`python -m healthgpt_lite fit --stage {name}` or notebooks 06-08 (or `make reproduce`)"
 
@@ -56,9 +55,6 @@ def build_model(cfg: Config, tokenizer=None, artifacts_dir=None, with_vision: bo
     positions = image_positions_for(cfg) if plugins else None
     return HealthGPTModel(llm, adapters, vision, block, SequenceLayout.from_tokenizer(tokenizer), cfg.vq.num_tokens,
                           plugin_of_task, image_positions=positions)
-
-
-MODEL_SECTIONS = ("data", "vision", "vq", "llm", "image_tokens", "lora")
 
 
 def options_used(spec: StageSpec) -> tuple[str, ...]:
@@ -131,71 +127,18 @@ def model_after(cfg: Config, stages: list[str], artifacts_dir=None, with_vision:
 
 def run_stage(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False,
               callbacks=()) -> Path:
-    """Load-or-train one stage; resumes from its last checkpoint after an interruption.
+    """Load-or-train one stage: reuse the artifact a run with this config made, else train it
+    (``train.train_stage``; it resumes from its last checkpoint after an interruption).
     ``callbacks``: extra Lightning callbacks while it trains (``gpu-check`` times the steps)."""
     check_stage_names([name])
-    spec = STAGES[name]
-    data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data)
-
-    def make(path: Path) -> dict:
+    path = stage_path(cfg, name, artifacts_dir)
+    if not is_complete(path):
+        data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data)
         tokenizer = tokenizer_for(cfg)
         model = model_after(cfg, stages_before(name), artifacts_dir, tokenizer=tokenizer)
-        return fit_stage(cfg, spec, model, getattr(cfg.train, f"{name}_steps"), path, tokenizer, data_dir,
-                         artifacts_dir, progress,
-                         sample_per_task=cfg.train.stage2_samples if spec.stage == "stage2" else None,
-                         callbacks=callbacks)
-
-    return load_or_make(cfg, name, MODEL_SECTIONS, make, artifacts_dir, extra=stage_key(cfg, name))
-
-
-def fit_stage(cfg: Config, spec: StageSpec, model: HealthGPTModel, steps: int, path: Path, tokenizer, data_dir: Path,
-              artifacts_dir=None, progress: bool = False, sample_per_task: int | None = None,
-              store: FeatureStore | None = None, module_cls=None, val_every: int | None = None,
-              callbacks=()) -> dict:
-    """Train ``model`` as ``spec`` says for ``steps`` into ``path`` (resuming from its last
-    checkpoint), save the trained tensors; returns the stage's metadata. Every recipe's stages
-    train through here. ``store``: features to train on (default: this config's cache);
-    ``module_cls``: a ``HealthGPTLitModule`` variant (the ablations' mixed-task module);
-    ``val_every``: steps between validations (default: five in the run); ``callbacks``: extra
-    Lightning callbacks (``bench stages`` times the steps with one)."""
-    from .datamodule import StageDataModule
-    from .lit_module import HealthGPTLitModule, trainable_parameter_count
-    from .trainer import last_checkpoint, make_trainer
-
-    store = store or FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
-    t = cfg.train
-    dm = StageDataModule(cfg, spec, store, tokenizer, data_dir,
-                         {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
-                         sample_per_task=sample_per_task, val_per_task=64 if cfg.profile != "smoke" else 4)
-    if str(t.precision).startswith("64"):  # Lightning loads last.ckpt *before* it converts the module to
-        model.double()                      # float64: convert first, or a resumed run rounds every weight to float32
-    module = (module_cls or HealthGPTLitModule)(model, spec, steps, t.lr_scale, t.warmup_fraction, seed=cfg.seed,
-                                                image_token_noise=t.image_token_noise)
-    # the step-indexed sampler shards itself across ranks; Lightning's DistributedSampler cannot (sampling.py)
-    trainer = make_trainer(path, steps, t, progress, val_check_interval=val_every or max(1, steps // 5),
-                           accumulate_grad_batches=t.accumulate_grad_batches, use_distributed_sampler=False,
-                           callbacks=callbacks)
-    started = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(path))
-    if trainer.global_step < steps:  # Ctrl-C: Lightning stops gracefully; do not mark it done
-        raise InputError(f"{spec.name} stopped at step {trainer.global_step} of {steps}; run it again to resume "
-                         f"from {path / 'checkpoints' / 'last.ckpt'}")
-    save_stage_tensors(module, path)  # meta.json: load_or_make, once make returns
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"stage": spec.name, "trains": list(spec.trains), "steps": steps, "final_metrics": metrics,
-            "train_seconds": round(time.time() - started, 1),
-            "trainable_parameters": trainable_parameter_count(model, spec)}
-
-
-def save_stage_tensors(module, path: Path, **meta) -> None:
-    """The one place a trained stage is written, for the pipeline and the fit CLI alike: the
-    tensors the stage trained (``trained.safetensors``), whole (FSDP gathers them; every rank must
-    enter), by rank 0 only; with ``meta``, also its ``meta.json`` (``write_meta``'s fields)."""
-    with module.full_parameters():
-        if is_writer():
-            atomic_save_safetensors(module.trained_tensors(), path / "trained.safetensors")
-            if meta:
-                write_meta(path, **meta)
+        data = stage_data(cfg, name, tokenizer, data_dir, artifacts_dir=artifacts_dir, progress=progress)
+        train_stage(cfg, name, model, data, path, progress=progress, callbacks=callbacks)
+    return path
 
 
 def ensure_prerequisites(cfg: Config, artifacts_dir=None, data_dir=None, progress: bool = False) -> Path:

@@ -3,7 +3,7 @@
 The same machinery as HealthGPT's stages (``pipeline.py``): a stage artifact holds only what the
 stage trained (for Qilin's stage 2 that is the whole LLM), keyed by the model's config sections,
 the recipe, the seed and the step budgets up to this stage; training goes through
-``pipeline.fit_stage`` (the same Lightning module, data module, checkpoints and resume).
+``train.train_stage`` (the same Lightning module, data module, checkpoints and resume).
 
     paths = ensure_recipe(cfg, "qilin", artifacts_dir)        # both stages, load-or-train
     gpt = recipe_lite(cfg, "qilin", artifacts_dir)            # HealthGPTLite: .answer_batch(...)
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts import artifact_dir, data_dir_for, load_or_make
+from ..artifacts import artifact_dir, data_dir_for, is_complete
 from ..config import Config
 from ..data.generate import ensure_dataset
 from ..data.text_tokenizer import tokenizer_for
 from ..errors import InputError
 from ..model.healthgpt_model import HealthGPTModel
-from .pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites, fit_stage
+from .pipeline import MODEL_SECTIONS, apply_stage, build_model, ensure_prerequisites
+from .train import stage_data, train_stage
 from .qilin_stages import RECIPES, Recipe, step_budget
 
 RECIPE_HINT = "notebooks/11_qilin_med_vl or `python -m healthgpt_lite reproduce --recipe qilin` ({name})"
@@ -62,14 +63,14 @@ def run_recipe_stage(cfg: Config, name: str, stage_name: str, artifacts_dir=None
     index = names.index(stage_name)
     data_dir = ensure_dataset(data_dir or data_dir_for(cfg, artifacts_dir), cfg.data)
 
-    def make(path: Path) -> dict:
+    path = recipe_stage_path(cfg, rec, stage_name, artifacts_dir)
+    if not is_complete(path):
         tokenizer = tokenizer_for(cfg)
         model = recipe_model(cfg, name, index, artifacts_dir, tokenizer=tokenizer)
-        meta = fit_stage(cfg, rec.stages[index], model, step_budget(cfg, index), path, tokenizer, data_dir,
-                         artifacts_dir, progress)
-        return {**meta, "recipe": name}
-
-    return load_or_make(cfg, stage_name, MODEL_SECTIONS, make, artifacts_dir, extra=recipe_key(cfg, rec, stage_name))
+        data = stage_data(cfg, rec.stages[index], tokenizer, data_dir, artifacts_dir=artifacts_dir, progress=progress)
+        train_stage(cfg, rec.stages[index], model, data, path, step_budget(cfg, index), progress, name=stage_name,
+                    recipe=name)
+    return path
 
 
 def ensure_recipe(cfg: Config, name: str, artifacts_dir=None, data_dir=None, progress: bool = False) -> dict[str, Path]:

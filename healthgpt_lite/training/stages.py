@@ -50,6 +50,7 @@ class StageSpec:
     depends_on: tuple[str, ...] = field(default_factory=tuple)  # stage artifacts that must exist
     lang: str | None = None  # only records in this language ("zh": Qilin-Med-VL's data); None = all
     label: str = ""  # a name of its own (another recipe's table); "" = "<stage>_<task>"
+    sample: bool = False  # True: learn from train.stage2_samples records per task, not all of them
 
     @property
     def name(self) -> str:
@@ -75,7 +76,7 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
               note="alignment for generation: concrete adapter + generation H-LoRA (+ the new image-token rows) "
                    "learn image -> VQ indices by reconstruction"),
     StageSpec("stage2", "mixed", {"embeddings": 2e-4, "head": 2e-4}, ("report", "reconstruction"),
-              schedule="constant", depends_on=("stage1_comprehension", "stage1_generation"),
+              schedule="constant", depends_on=("stage1_comprehension", "stage1_generation"), sample=True,
               note="heterogeneous plugin adaptation: word embeddings + output head on a small mix of stage-1 data; "
                    "every H-LoRA frozen"),
     StageSpec("stage3", "comprehension", {"abstract_adapter": 2e-5, "comp_plugin": 2e-4},
@@ -86,6 +87,9 @@ STAGES: dict[str, StageSpec] = {s.name: s for s in [
               note="visual instruction fine-tuning: generation H-LoRA + concrete adapter on conversion, "
                    "super-resolution, reconstruction and report->image"),
 ]}
+# the config sections that decide a stage's model (its artifact is keyed by them, pipeline.stage_path)
+MODEL_SECTIONS = ("data", "vision", "vq", "llm", "image_tokens", "lora")
+
 ORDER = ("stage1_comprehension", "stage1_generation", "stage2", "stage3_comprehension", "stage3_generation")
 
 
