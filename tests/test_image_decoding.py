@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from healthgpt_lite.artifacts import data_dir_for
+from healthgpt_lite.config import build_config
 from healthgpt_lite.data.records import load_records
 from healthgpt_lite.data.text_tokenizer import ImageTokenIds
 from healthgpt_lite.errors import InputError
@@ -71,7 +72,9 @@ def test_aligned_positions_reach_only_the_generation_input(smoke_gpt, gen_record
             assert (not torch.equal(model.embed(ids, pixels=pixels), plain)) == changes, task
     finally:
         model.image_positions = saved
-    assert image_positions_for(cfg).on_input is False  # the default, "grid", leaves the input alone
+    assert image_positions_for(cfg).on_input is True  # the default, "aligned"
+    grid = build_config("tiny", "smoke", {"image_tokens.positions": "grid"})
+    assert image_positions_for(grid).on_input is False  # "grid" leaves the input alone
 
 
 def test_pick_codes_greedy_top1_and_seeded_samples():
