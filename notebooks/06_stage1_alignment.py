@@ -394,6 +394,8 @@ print(f"stage 1 {'raised' if ssim['after stage 1'] > ssim['before stage 1'] else
 # * One step by hand: `freeze_for_stage` sets what trains, the labels are -100 except the
 #   response, only the stage's groups get gradients (and, at step 0, only the plugin's `B`), and
 #   the row mask keeps the text rows of the embedding exactly unchanged.
+# * A whole stage is `train_stage(cfg, name, model, data, run_dir)`: that step, repeated by a
+#   Lightning `Trainer`, then the trained tensors saved where the next stage (and notebook) finds them.
 #
 # ## Check your understanding
 #
