@@ -315,7 +315,9 @@ print(f"image-token logit spread before stage 1: {image_logit_spread(before, rec
 # `train_stage` -> `training_step` -> `_loss`.
 #
 # `run_dir` is where `make reproduce` keeps this stage for this exact config (`stage_path`,
-# keyed by the config), so when it already trained the stage the cell reuses it instead.
+# keyed by the config), so when it already trained the stage the cell reuses it instead. The
+# loop below is `pipeline.run_stage` (what `reproduce` calls) written out, so that you see the
+# one call that trains.
 
 # %%
 from healthgpt_lite.artifacts import is_complete

@@ -120,11 +120,11 @@ def train(ctx: Context, cfg: Config, spec: StageSpec, steps: int, parents: list[
     key = {"seed": cfg.seed, "steps": steps, "parents": [p.name for p in parents], "batches": batches, "share": share,
            "train": [t.comp_batch_size, t.gen_batch_size, t.stage2_samples, t.lr_scale, t.warmup_fraction]}
 
-    name = f"abl_{name or spec.name}"
-    path = artifact_dir(cfg, name, MODEL_SECTIONS, ctx.art, key)
+    artifact = f"abl_{name or spec.name}"
+    path = artifact_dir(cfg, artifact, MODEL_SECTIONS, ctx.art, key)
     if not is_complete(path):
         data = stage_data(cfg, spec, ctx.tokenizer, ctx.data_dir, store=features_for(ctx, cfg))
-        train_stage(cfg, spec, branch_model(ctx, cfg, parents, share), data, path, steps, ctx.progress, name=name,
+        train_stage(cfg, spec, branch_model(ctx, cfg, parents, share), data, path, steps, ctx.progress, name=artifact,
                     module_cls=functools.partial(TaskMixModule, batches=batches) if batches else None,
                     val_every=steps,  # one validation, at the end: the losses the tables report
                     share=share, batches=batches)

@@ -98,11 +98,18 @@ class BatchCollator:
 
 
 class StageDataModule(L.LightningDataModule):
+    """A stage's batches. ``batch_sizes``: ``{task: per-device batch}`` over ``cfg.train``'s
+    (``comp_batch_size``, ``gen_batch_size``); a stage marked ``sample`` (stage 2) learns from
+    ``train.stage2_samples`` records per task; ``val_per_task``: validation records per task."""
+
     def __init__(self, cfg: Config, spec: StageSpec, store: FeatureStore, tokenizer, data_dir,
-                 batch_sizes: dict[str, int], sample_per_task: int | None = None, val_per_task: int = 64):
+                 batch_sizes: dict[str, int] | None = None, val_per_task: int = 64):
         super().__init__()
+        t = cfg.train
         self.cfg, self.spec, self.store, self.tok, self.data_dir = cfg, spec, store, tokenizer, data_dir
-        self.batch_sizes, self.sample, self.val_per_task = batch_sizes, sample_per_task, val_per_task
+        self.batch_sizes = {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size} | dict(batch_sizes or {})
+        self.sample = t.stage2_samples if spec.sample else None  # stage 2: "a small mixed sample"
+        self.val_per_task = val_per_task
 
     def setup(self, stage: str | None = None) -> None:
         rng = random.Random(self.cfg.seed)

@@ -100,7 +100,7 @@ class StageData(StageDataModule):
                  image_root: str | None = None, batch_size: dict[str, int] | None = None):
         cfg = build_config(preset, profile, overrides or {}, seed=seed)
         check_stage_names([stage], ConfigError)
-        spec, t = STAGES[stage], cfg.train
+        spec = STAGES[stage]
         store, data = None, None
         if train_records:
             for files, name in ((train_records, "train_records"), (val_records, "val_records")):
@@ -110,9 +110,7 @@ class StageData(StageDataModule):
         else:
             data = ensure_dataset(Path(data_dir) if data_dir else data_dir_for(cfg, artifacts_dir), cfg.data)
             store = FeatureStore.load(ensure_features(cfg, artifacts_dir, data))
-        sizes = {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size} | dict(batch_size or {})
-        super().__init__(cfg, spec, store, tokenizer_for(cfg), data, sizes,
-                         sample_per_task=t.stage2_samples if spec.sample else None)
+        super().__init__(cfg, spec, store, tokenizer_for(cfg), data, batch_size)
         self.record_files = {"train": train_records, "val": val_records} if train_records else None
         self.image_root = Path(image_root) if image_root else Path(".")
 

@@ -27,15 +27,11 @@ from .stages import MODEL_SECTIONS, STAGES, StageSpec, check_stage_names
 
 def stage_data(cfg: Config, stage: str | StageSpec, tokenizer, data_dir: Path, store: FeatureStore | None = None,
                artifacts_dir=None, progress: bool = False) -> StageDataModule:
-    """The stage's batches from ``cfg.train`` (batch size per task; a stage marked ``sample``,
-    stage 2, draws ``train.stage2_samples`` records per task). ``store``: the cached ViT features to train on
-    (default: this config's cache, computed if missing)."""
-    spec = _spec(stage)
+    """The stage's batches as ``cfg.train`` says (``StageDataModule``), validated on 64 records per
+    task (4 in ``smoke``). ``store``: the cached ViT features to train on (default: this config's
+    cache, computed if missing)."""
     store = store or FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
-    t = cfg.train
-    return StageDataModule(cfg, spec, store, tokenizer, data_dir,
-                           {"comprehension": t.comp_batch_size, "generation": t.gen_batch_size},
-                           sample_per_task=t.stage2_samples if spec.sample else None,
+    return StageDataModule(cfg, _spec(stage), store, tokenizer, data_dir,
                            val_per_task=64 if cfg.profile != "smoke" else 4)
 
 
