@@ -59,14 +59,18 @@ data_dir = run.data_dir
 #
 # Closed questions (yes/no, multiple choice) are scored by accuracy, open ones (modality, count,
 # location, size) by exact match after normalisation (case, punctuation, articles, and
-# Chinese/English synonyms such as 是 = yes). Three references sit beside the model:
+# Chinese/English synonyms such as 是 = yes). Four references sit beside the model:
 #
 # * the **majority answer** of each question type (notebook 01): the floor;
 # * the **blind text prior**: the most common train answer of each exact question, all that the
 #   text alone tells (an LLM that never looks at the image can learn this much);
 # * the **pixel-reference CNN**: a small CNN trained *with supervision* on the same train images
 #   to read the facts the questions ask about. It is not a rival (it is handed the answer's
-#   structure) but a yardstick: how much the pixels hold at 64 px.
+#   structure) but a yardstick: how much the pixels hold at 64 px;
+# * the **features CNN**: the same kind of reader trained on the frozen ViT tokens the model
+#   itself reads (`hidden_states[comp_layer]`, on their 8x8 grid). Pixel CNN high and features
+#   CNN low: the frozen encoder lost the fact. Both high and the model low: the encoder kept it,
+#   and the adapter, the H-LoRA plugin and the LLM did not learn to read it.
 
 # %%
 import pandas as pd
@@ -76,7 +80,7 @@ from healthgpt_lite.eval.evaluate import comprehension_baselines, evaluate_compr
 comp = evaluate_comprehension(gpt, data_dir, "test", limit=None if limit is None else 8 * limit, progress=run.progress)
 scores = comp["scores"]
 references = comprehension_baselines(data_dir, "test", cfg.vision.image_size, cfg.eval.pixel_reference_steps,
-                                     seed=cfg.seed, progress=run.progress)
+                                     seed=cfg.seed, progress=run.progress, encoder=gpt.model.vision)
 keys = [k for k in ("closed", "closed/yes_no", "closed/choice", "open", "open/open_modality", "open/open_count",
                     "open/open_location", "open/open_size") if k in scores]
 comp_table = pd.DataFrame({"HealthGPT-lite": {k: scores[k] for k in keys},
@@ -151,9 +155,10 @@ for task, e in gen["scores"].items():
           + ("; vs " + "; ".join(parts) if parts else ""))
 for k in ("closed", "open/open_location", "open/open_size"):
     if k in scores:
-        best = max((name for name in references if name != "pixel CNN"), key=lambda n: references[n].get(k, 0))
+        best = max((name for name in references if "CNN" not in name), key=lambda n: references[n].get(k, 0))
+        readers = "; ".join(f"{name} {references[name][k]:.3f}" for name in ("pixel CNN", "features CNN") if name in references)
         print(f"{k:>18}: model {scores[k]:.3f} vs {best} {references[best][k]:.3f} "
-              f"({scores[k] - references[best][k]:+.3f}); pixel CNN {references['pixel CNN'][k]:.3f}")
+              f"({scores[k] - references[best][k]:+.3f}); {readers}")
 
 # %% [markdown]
 # Generated images beside their inputs and targets:
@@ -284,6 +289,9 @@ print("its other answers on the two real slices:", counts)
 #
 # * Comprehension is scored per question type, modality and language; generation per task,
 #   always beside copy-the-input / bicubic and the VQ ceiling.
+# * Two supervised readers bound comprehension from above: the pixel CNN (what the image shows)
+#   and the features CNN (what the frozen encoder kept); the model's distance to the second is
+#   what its adapter, plugin and LLM did not learn.
 # * Report→image is judged by what a probe reads off the image, not by pixels.
 # * Every widget is a plain function called once directly, so papermill checks it.
 # * On real DICOM slices the model answers in the right form but knows only phantoms: the

@@ -69,6 +69,24 @@ def test_pixel_reference_learns_its_training_images(smoke_data):
     assert sum(r.modality == f.modality for r, f in zip(read, facts)) / len(facts) > 0.95
 
 
+def test_features_reference_reads_the_frozen_tokens_it_is_given(smoke_data):
+    """The features CNN learns from the encoder's comprehension tokens, not from the pixels:
+    same capacity check as above through a (random, frozen) ViT, and its input is (M, N, D)."""
+    from healthgpt_lite import build_config
+    from healthgpt_lite.vision.encoder import HVPEncoder
+
+    v = build_config("tiny").vision
+    encoder = HVPEncoder.from_config(v, seed=0)
+    ref = PixelReference.fit(smoke_data, 64, steps=150, width=8, encoder=encoder)
+    images, _, facts = split_images(smoke_data, "train", 64)
+    assert ref.inputs(images[:3]).shape == (3, (v.image_size // v.patch_size) ** 2, v.hidden_size)
+    read = ref.read(images)
+    assert sum(r.modality == f.modality for r, f in zip(read, facts)) / len(facts) > 0.95
+    with torch.no_grad():  # the tokens decide: the same images through another ViT read differently
+        other = PixelReference(ref.net, 64, HVPEncoder.from_config(v, seed=1)).read(images)
+    assert [r.modality for r in other] != [r.modality for r in read]
+
+
 def test_mean_and_spread_over_seeds():
     mean, spread = mean_and_spread([{"a": 1.0, "t": "x", "b": {"c": 2}}, {"a": 3.0, "t": "y", "b": {"c": 4}}])
     assert mean == {"a": 2.0, "t": "x", "b": {"c": 3.0}}

@@ -32,7 +32,7 @@ def test_every_honest_baseline_is_beside_the_model(metrics):
     assert "bicubic" in g["super_resolution"] and "lesion_free" in g["report2image"]
     assert {"generated", "lesion_free", "real_ceiling"} <= set(g["report2image"]["probe"])
     assert g["report2image"]["model"]["samples_per_record"] == 2  # one-to-many: sampled, averaged
-    assert {"majority answer", "blind text prior", "pixel CNN"} == set(m["comprehension_baselines"])
+    assert {"majority answer", "blind text prior", "pixel CNN", "features CNN"} == set(m["comprehension_baselines"])
     assert all("psnr" in g[t]["model"] for t in g)
 
 

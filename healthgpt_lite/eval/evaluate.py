@@ -64,16 +64,20 @@ def evaluate_comprehension(gpt, data_dir: Path, split: str = "test", limit: int 
 
 
 def comprehension_baselines(data_dir: Path, split: str = "test", image_size: int = 64, cnn_steps: int = 800,
-                            seed: int = 0, progress: bool = False) -> dict[str, dict]:
+                            seed: int = 0, progress: bool = False, encoder=None) -> dict[str, dict]:
     """Scores of the majority answer, the blind text prior and the pixel-reference CNN on the
     comprehension questions of ``split`` (``baselines.py``, ``pixel_reference.py``), scored
-    exactly like the model's answers."""
+    exactly like the model's answers; given the model's vision ``encoder``, also the same
+    reference reading its frozen comprehension tokens ("features CNN")."""
     from .pixel_reference import PixelReference
 
     records = [r for r in load_records(data_dir / f"{split}.json")
                if r["task_type"] == "comprehension" and r["question_type"] != "report"]
     answers = text_baseline_answers(text_baselines(data_dir), records)
     answers["pixel CNN"] = PixelReference.fit(data_dir, image_size, cnn_steps, seed=seed, progress=progress).answers(records, data_dir)
+    if encoder is not None:
+        answers["features CNN"] = PixelReference.fit(data_dir, image_size, cnn_steps, seed=seed, progress=progress,
+                                                     encoder=encoder).answers(records, data_dir)
     rows = lambda preds: [{"question_type": r["question_type"], "modality": r["modality"], "lang": r["lang"],  # noqa: E731
                            "answer": r["conversations"][1]["value"], "prediction": p} for r, p in zip(records, preds)]
     return {name: comprehension_scores(rows(preds)) for name, preds in answers.items()}

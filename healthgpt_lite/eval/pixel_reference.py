@@ -7,6 +7,13 @@ reads the facts every question is about (modality, lesion count, organs with a l
 and size of the largest) and :func:`~healthgpt_lite.data.facts.answer_from_facts` turns them
 into answers, in the same words as the reference answers. It is not a baseline to beat (it is
 given the answer's structure); it is the yardstick for how much the pixels hold at this size.
+
+Given the vision encoder, the same reference reads the **frozen ViT tokens** the language model
+reads (``hidden_states[comp_layer]``, CLS dropped) with a
+:class:`~healthgpt_lite.eval.small_cnn.TokenGridCNN` ("features CNN"): what the frozen features
+allow. Between the two it tells where a comprehension shortfall is: pixels high and features low,
+the encoder lost it; both high and the model low, the adapter, plugin and LLM did not learn to
+read it.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from ..data.facts import ImageFacts, answer_from_facts, facts_of
 from ..data.io import load_image
 from ..data.phantoms import LESION_ORGANS, MODALITIES, SIZE_CLASSES, Patient
 from ..data.records import load_records
-from .small_cnn import SmallCNN
+from .small_cnn import SmallCNN, TokenGridCNN
 
 ORGANS, SIZES = ("none", *LESION_ORGANS), ("none", *SIZE_CLASSES)
 HEADS = {"modality": len(MODALITIES), "count": 4, "organs": len(LESION_ORGANS), "largest_organ": len(ORGANS),
@@ -47,23 +54,34 @@ def split_images(data_dir: Path, split: str, size: int) -> tuple[torch.Tensor, l
 
 
 class PixelReference:
-    """``fit`` on the train images, then ``answers(records)`` in the records' own words."""
+    """``fit`` on the train images, then ``answers(records)`` in the records' own words.
+    ``encoder``: read its comprehension tokens instead of the pixels (the "features CNN")."""
 
-    def __init__(self, net: SmallCNN, size: int):
-        self.net, self.size = net.eval(), size
+    def __init__(self, net: SmallCNN | TokenGridCNN, size: int, encoder=None):
+        self.net, self.size, self.encoder = net.eval(), size, encoder
+
+    @torch.no_grad()
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """What the CNN reads: the images, or the encoder's (B, N, D) comprehension tokens."""
+        if self.encoder is None:
+            return images
+        return torch.cat([self.encoder(images[i:i + 256], "comprehension").float() for i in range(0, len(images), 256)])
 
     @staticmethod
     def fit(data_dir: Path, size: int, steps: int = 800, width: int = 16, seed: int = 0,
-            progress: bool = False) -> "PixelReference":
+            progress: bool = False, encoder=None) -> "PixelReference":
         torch.manual_seed(seed)
         images, _, facts = split_images(data_dir, "train", size)
         targets = _targets(facts)
-        net = SmallCNN(HEADS, width)
+        net = SmallCNN(HEADS, width) if encoder is None else TokenGridCNN(HEADS, encoder.hidden_size, width)
+        reference = PixelReference(net, size, encoder)
+        images = reference.inputs(images)  # (M, 3, S, S) or (M, N, D), computed once: the encoder is frozen
+        net.train()
         opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
         steps_iter = range(steps)
         if progress:
             from tqdm.auto import tqdm
-            steps_iter = tqdm(steps_iter, desc="pixel reference CNN")
+            steps_iter = tqdm(steps_iter, desc="pixel reference CNN" if encoder is None else "features CNN")
         for _ in steps_iter:
             idx = torch.randint(0, len(images), (32,))
             out = net(images[idx])
@@ -72,12 +90,13 @@ class PixelReference:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return PixelReference(net, size)
+        net.eval()
+        return reference
 
     @torch.no_grad()
     def read(self, images: torch.Tensor) -> list[ImageFacts]:
         """(B, C, H, W) -> the facts the CNN reads off each image."""
-        out = self.net(images)
+        out = self.net(self.inputs(images))
         facts = []
         for i in range(len(images)):
             organ, size = ORGANS[int(out["largest_organ"][i].argmax())], SIZES[int(out["largest_size"][i].argmax())]

@@ -1,9 +1,13 @@
-"""The small CNN both image readers of the evaluation are made of (``probe.py``, ``pixel_reference.py``).
+"""The small CNNs the evaluation's readers are made of (``probe.py``, ``pixel_reference.py``).
 
-Five 3x3 convolutions (two of them stride 2), GELU, a 4x4 max-pool and one linear layer per
-head: about 50k weights at width 16, trained from scratch in well under a minute on a CPU.
-Max-pooling keeps *where* something was seen at a 4x4 resolution, which is what lesion side
-and organ questions need.
+:class:`SmallCNN` reads pixels: five 3x3 convolutions (two of them stride 2), GELU, a 4x4
+max-pool and one linear layer per head: about 50k weights at width 16, trained from scratch in
+well under a minute on a CPU. Max-pooling keeps *where* something was seen at a 4x4
+resolution, which is what lesion side and organ questions need.
+
+:class:`TokenGridCNN` reads what the language model reads instead: the ViT's patch tokens of
+the comprehension layer, laid back on their ``sqrt(N) x sqrt(N)`` grid (8 x 8 for tiny); a
+1x1 and a 3x3 convolution, the same 4x4 max-pool and heads (about 23k weights at width 16).
 """
 from __future__ import annotations
 
@@ -25,6 +29,25 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.features(gray(x))  # (B, 4c*16)
+        return {name: head(h) for name, head in self.heads.items()}
+
+
+class TokenGridCNN(nn.Module):
+    """(B, N, D) patch tokens (CLS dropped, N a square) -> ``{name: (B, n_outputs)}``."""
+
+    def __init__(self, heads: dict[str, int], dim: int, width: int = 16):
+        super().__init__()
+        c = 2 * width
+        self.norm = nn.LayerNorm(dim)  # ViT hidden states are not unit-scaled
+        self.features = nn.Sequential(nn.Conv2d(dim, c, 1), nn.GELU(), nn.Conv2d(c, c, 3, padding=1), nn.GELU(),
+                                      nn.AdaptiveMaxPool2d(4), nn.Flatten())
+        self.heads = nn.ModuleDict({name: nn.Linear(c * 16, n) for name, n in heads.items()})
+
+    def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, n, d = tokens.shape
+        side = int(round(n ** 0.5))
+        grid = self.norm(tokens.float()).transpose(1, 2).reshape(b, d, side, side)  # (B, D, g, g), raster order
+        h = self.features(grid)  # (B, 2w*16)
         return {name: head(h) for name, head in self.heads.items()}
 
 

@@ -38,7 +38,8 @@ def write_results(report: Report, evaluations: list[dict]) -> None:
     report.section(f"6. Evaluation on the {split} split (patients never seen in training), {n} seed(s)",
                    "Mean over seeds ± the spread (sample standard deviation). Comprehension: closed accuracy, open "
                    "exact match, report BLEU-4 / ROUGE-L; beside the model, the pixel-reference CNN (supervised on "
-                   "the train images: what the pixels allow), the blind text prior and the majority answer.")
+                   "the train images: what the pixels allow), the same CNN reading the frozen ViT tokens the model "
+                   "reads (features CNN: what the frozen encoder allows), the blind text prior and the majority answer.")
     report.table([{"metric": k, "HealthGPT-lite": pm(c.get(k), cs.get(k), n),
                    **{name: pm(b[name][k], bs[name][k], n) if k in b[name] else "" for name in b}}
                   for k in COMPREHENSION_ROWS if k in c])

@@ -52,7 +52,7 @@ def evaluate_seed(cfg: Config, art: Path, split: str = "test") -> dict:
     gpt = HealthGPTLite.from_config(cfg, art, stages=ORDER)
     comp = evaluate_comprehension(gpt, data_dir, split, progress=True)
     baselines = comprehension_baselines(data_dir, split, cfg.vision.image_size, cfg.eval.pixel_reference_steps,
-                                        seed=cfg.seed, progress=True)
+                                        seed=cfg.seed, progress=True, encoder=gpt.model.vision)
     probe = train_probe_from_config(cfg, progress=True)
     gen = evaluate_generation(gpt, data_dir, split, probe=probe, progress=True)
     answers = [{k: r[k] for k in ("modality", "lang", "question", "answer", "prediction")}
