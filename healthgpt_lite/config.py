@@ -238,6 +238,9 @@ class TrainConfig:
     gen_batch_size: int = 8
     stage2_samples: int = 1000  # records per task: "a small mixed sample of all stage-1 data"
     lr_scale: float = 5.0  # x the released M3 learning rates (a 1M-parameter model from near scratch)
+    # single learning rates replaced, "<stage>.<group>=<lr>" in M3 units (x lr_scale as the table's), e.g.
+    # "stage3_comprehension.abstract_adapter=2e-4"; () = the released ones (training/stages.py: stage_spec)
+    lr_overrides: tuple[str, ...] = ()
     warmup_fraction: float = 0.03
     image_token_noise: float = 0.0  # share of image-code inputs replaced by random codes in training (exposure bias)
     comp_turns: int = 8  # comprehension questions about one image per training conversation (LLaVA's multi-turn records)

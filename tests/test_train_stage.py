@@ -34,3 +34,41 @@ def test_train_stage_is_what_run_stage_reuses(shared_artifacts, prerequisites_on
 
     monkeypatch.setattr(pipeline, "train_stage", no_training)
     assert pipeline.run_stage(cfg, "stage1_comprehension", root) == path
+
+
+def test_lr_overrides_reach_the_optimizer_and_only_their_stage(shared_artifacts, prerequisites_only, tmp_path):
+    """``train.lr_overrides`` replaces one group's learning rate of one stage: the optimizer of
+    that stage gets it (x lr_scale, like the table's), the others keep the released values, and
+    only the artifact keys of that stage and the stages built on it change."""
+    import lightning as L
+    import pytest
+
+    from healthgpt_lite.errors import ConfigError
+    from healthgpt_lite.training.pipeline import stage_key
+    from healthgpt_lite.training.stages import ORDER, STAGES, stage_spec
+
+    entry = "stage1_comprehension.abstract_adapter=3e-3"
+    cfg = build_config("tiny", "smoke", {"train.stage1_comprehension_steps": 2, "train.lr_overrides": [entry]})
+    plain = build_config("tiny", "smoke", {"train.stage1_comprehension_steps": 2})
+    assert stage_spec("stage1_comprehension", cfg.train.lr_overrides).lrs == {"abstract_adapter": 3e-3}
+    assert stage_spec("stage3_comprehension", cfg.train.lr_overrides) == STAGES["stage3_comprehension"]
+    changed = [s for s in ORDER if stage_key(cfg, s) != stage_key(plain, s)]
+    assert changed == ["stage1_comprehension", "stage2", "stage3_comprehension", "stage3_generation"]
+
+    ensure_prerequisites(cfg, shared_artifacts)
+    root = prerequisites_only(tmp_path / "artifacts")
+    seen = {}
+
+    class Lrs(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.update({g["name"]: g["initial_lr"] for g in trainer.optimizers[0].param_groups})
+
+    train_stage(cfg, "stage1_comprehension", model_after(cfg, [], root),
+                stage_data(cfg, "stage1_comprehension", tokenizer_for(cfg), data_dir_for(cfg, root), artifacts_dir=root),
+                tmp_path / "run", callbacks=(Lrs(),))
+    assert seen == {"abstract_adapter": 3e-3 * cfg.train.lr_scale}
+
+    for bad, says in (("stage9.abstract_adapter=1e-4", "unknown stage"), ("stage2.gen_plugin=1e-4", "trains"),
+                      ("stage2.embeddings=fast", "positive number"), ("stage2=1e-4", "<stage>.<group>")):
+        with pytest.raises(ConfigError, match=says):
+            stage_key(build_config("tiny", "smoke", {"train.lr_overrides": [bad]}), "stage2")

@@ -37,7 +37,7 @@ from .lit_module import HealthGPTLitModule
 from .pipeline import MODEL_SECTIONS, model_after, stage_key, stage_path, stages_before
 from .train import save_stage_tensors
 from .records_data import PixelCollator, RecordsDataset, fill_target_codes, load_task_records
-from .stages import STAGES, check_stage_names
+from .stages import STAGES, check_stage_names, stage_spec
 
 
 class StageModule(HealthGPTLitModule):
@@ -55,7 +55,8 @@ class StageModule(HealthGPTLitModule):
         check_stage_names([stage], ConfigError)
         model = model_after(cfg, stages_before(stage), artifacts_dir, with_vision=images_inline)
         t = cfg.train
-        super().__init__(model, STAGES[stage], getattr(t, f"{stage}_steps"), t.lr_scale, t.warmup_fraction, seed=seed,
+        super().__init__(model, stage_spec(stage, t.lr_overrides), getattr(t, f"{stage}_steps"), t.lr_scale,
+                         t.warmup_fraction, seed=seed,
                          image_token_noise=t.image_token_noise)
         self.cfg, self.stage_name, self.artifacts_dir = cfg, stage, artifacts_dir
         self.vq_model = None

@@ -24,7 +24,7 @@ from ..model.healthgpt_model import HealthGPTModel
 from ..model.vocab import extend_vocabulary
 from .features import ensure_features
 from .llm_pretrain import load_base_llm
-from .stages import MODEL_SECTIONS, ORDER, STAGES, StageSpec, check_stage_names
+from .stages import MODEL_SECTIONS, ORDER, STAGES, StageSpec, check_stage_names, lr_overrides
 from .train import stage_data, train_stage
 
 STAGE_HINT = "`python -m healthgpt_lite fit --stage {name}` or notebooks 06-08 (or `make reproduce`)"
@@ -83,6 +83,9 @@ def stage_key(cfg: Config, name: str) -> dict:
     defaults = {f.name: f.default for f in dataclasses.fields(t)}
     used = {o for s in chain for o in options_used(STAGES[s])}
     key.update({o: getattr(t, o) for o in sorted(used) if getattr(t, o) != defaults[o]})
+    changed = lr_overrides(t.lr_overrides)  # checked here, before anything trains
+    if any(s in changed for s in chain):
+        key["lr_overrides"] = {s: changed[s] for s in chain if s in changed}
     return key
 
 

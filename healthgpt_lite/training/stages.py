@@ -1,7 +1,8 @@
 """The three-stage learning strategy as data (docs/PAPERS.md section 3; HealthGPT paper, "Three-stage Learning Strategy").
 
 Each row says, for one stage and task, which parameter groups train, with which learning rate
-(the released M3 values; ``train.lr_scale`` scales them all for the small presets), which
+(the released M3 values; ``train.lr_scale`` scales them all for the small presets, and
+``train.lr_overrides`` replaces single ones, see :func:`stage_spec`), which
 records it learns from and its schedule. The training module, the tests and the diagrams of
 notebooks 06-08 all read this one table.
 
@@ -30,10 +31,10 @@ from the first step. Stage 2 then tunes *all* rows, as the paper does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import TASKS
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 
 GROUPS = ("abstract_adapter", "concrete_adapter", "comp_plugin", "gen_plugin", "embeddings", "head", "image_rows",
           "image_positions", "llm")
@@ -98,3 +99,38 @@ def check_stage_names(names, error: type[Exception] = InputError) -> None:
     unknown = [s for s in names if s not in STAGES]
     if unknown:
         raise error(f"unknown stage {unknown[0]!r}; choose one of {list(ORDER)}")
+
+
+def lr_overrides(entries: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """``train.lr_overrides`` (``"<stage>.<group>=<lr>"``, M3 units like the table) as
+    ``{stage: {group: lr}}``; an entry naming no stage, a group the stage does not train or no
+    positive number is refused with the fix."""
+    out: dict[str, dict[str, float]] = {}
+    example = "e.g. 'stage3_comprehension.abstract_adapter=2e-4'"
+    for entry in entries:
+        where, eq, value = str(entry).partition("=")
+        stage, dot, group = where.strip().partition(".")
+        if not (eq and dot):
+            raise ConfigError(f"train.lr_overrides entry {entry!r}: write '<stage>.<group>=<learning rate>', {example}")
+        check_stage_names([stage], ConfigError)
+        if group not in STAGES[stage].lrs:
+            raise ConfigError(f"train.lr_overrides entry {entry!r}: {stage} trains {list(STAGES[stage].trains)}, "
+                              f"not {group!r}")
+        try:
+            lr = float(value)
+        except ValueError:
+            lr = float("nan")
+        if not lr > 0:
+            raise ConfigError(f"train.lr_overrides entry {entry!r}: the learning rate must be a positive number, {example}")
+        out.setdefault(stage, {})[group] = lr
+    return out
+
+
+def stage_spec(stage: str | StageSpec, overrides: tuple[str, ...] = ()) -> StageSpec:
+    """The row a stage trains by: the table's (or the given spec) with ``train.lr_overrides``
+    applied; the one place they are applied."""
+    if not isinstance(stage, StageSpec):
+        check_stage_names([stage])
+        stage = STAGES[stage]
+    changed = lr_overrides(overrides).get(stage.name)
+    return replace(stage, lrs={**stage.lrs, **changed}) if changed else stage

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..model.healthgpt_model import HealthGPTModel
 from .datamodule import StageDataModule
 from .features import FeatureStore, ensure_features
-from .stages import MODEL_SECTIONS, STAGES, StageSpec, check_stage_names
+from .stages import MODEL_SECTIONS, StageSpec, stage_spec
 
 
 def stage_data(cfg: Config, stage: str | StageSpec, tokenizer, data_dir: Path, store: FeatureStore | None = None,
@@ -31,7 +31,7 @@ def stage_data(cfg: Config, stage: str | StageSpec, tokenizer, data_dir: Path, s
     task (4 in ``smoke``). ``store``: the cached ViT features to train on (default: this config's
     cache, computed if missing)."""
     store = store or FeatureStore.load(ensure_features(cfg, artifacts_dir, data_dir, progress))
-    return StageDataModule(cfg, _spec(stage), store, tokenizer, data_dir,
+    return StageDataModule(cfg, stage_spec(stage), store, tokenizer, data_dir,
                            val_per_task=64 if cfg.profile != "smoke" else 4)
 
 
@@ -50,7 +50,7 @@ def train_stage(cfg: Config, stage: str | StageSpec, model: HealthGPTModel, data
     from .lit_module import HealthGPTLitModule, trainable_parameter_count
     from .trainer import last_checkpoint, make_trainer
 
-    spec, t, run_dir = _spec(stage), cfg.train, Path(run_dir)
+    spec, t, run_dir = stage_spec(stage, cfg.train.lr_overrides), cfg.train, Path(run_dir)
     steps = steps or getattr(t, f"{spec.name}_steps")
     if str(t.precision).startswith("64"):  # Lightning loads last.ckpt *before* it converts the module to
         model.double()                      # float64: convert first, or a resumed run rounds every weight to float32
@@ -86,8 +86,3 @@ def save_stage_tensors(module, path: Path, **meta) -> None:
                 write_meta(path, **meta)
 
 
-def _spec(stage: str | StageSpec) -> StageSpec:
-    if isinstance(stage, StageSpec):
-        return stage
-    check_stage_names([stage])
-    return STAGES[stage]
