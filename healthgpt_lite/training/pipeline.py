@@ -84,8 +84,8 @@ def stage_key(cfg: Config, name: str) -> dict:
     used = {o for s in chain for o in options_used(STAGES[s])}
     key.update({o: getattr(t, o) for o in sorted(used) if getattr(t, o) != defaults[o]})
     changed = lr_overrides(t.lr_overrides)  # checked here, before anything trains
-    if any(s in changed for s in chain):
-        key["lr_overrides"] = {s: changed[s] for s in chain if s in changed}
+    if mine := {s: changed[s] for s in chain if s in changed}:
+        key["lr_overrides"] = mine
     return key
 
 
