@@ -20,7 +20,7 @@ reproduce: $(STAMP)
 
 ## Unit tests + every notebook and exercise solution under papermill (smoke profile).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 ## One GPU: an M3 stage-3 step vs its plan, then the `small` pipeline end to end, measured
 ## -> results/gpu_check_*.json (README "Checking on one GPU"). Without a GPU it stops with exit 2.
