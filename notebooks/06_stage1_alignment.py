@@ -42,18 +42,20 @@ run
 # ## The whole recipe, as data
 #
 # `training/stages.py` states, for every stage and task, which parameter groups train and at
-# which learning rate (the released M3 values; the tiny model multiplies them all by
-# `train.lr_scale`), on which records, with which schedule. The training module, the tests,
-# the exercises and these pictures all read this one table.
+# which learning rate (the released M3 values, with this profile's `train.lr_overrides` put in;
+# the tiny model multiplies them all by `train.lr_scale`), on which records, with which schedule.
+# The training module, the tests, the exercises and these pictures all read this one table.
 
 # %%
 import pandas as pd
 
-from healthgpt_lite.training.stages import ORDER, STAGES
+from healthgpt_lite.training.stages import ORDER, STAGES, stage_spec
 
+print("learning rates replaced in this profile:", cfg.train.lr_overrides or "none (the released ones)")
 pd.DataFrame([{"stage": s.name, "trains (lr)": ", ".join(f"{g} ({lr:g})" for g, lr in s.lrs.items()),
                "records": ", ".join(s.record_tasks), "schedule": s.schedule,
-               "steps here": getattr(cfg.train, f"{s.name}_steps")} for s in (STAGES[n] for n in ORDER)]).set_index("stage")
+               "steps here": getattr(cfg.train, f"{s.name}_steps")}
+              for s in (stage_spec(n, cfg.train.lr_overrides) for n in ORDER)]).set_index("stage")
 
 # %% [markdown]
 # ## Stage 1, comprehension: only the abstract adapter
