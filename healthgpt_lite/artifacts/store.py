@@ -141,6 +141,12 @@ def read_torch_weights(path: str | Path, key: str | None = None) -> dict:
     return state
 
 
+# the artifacts this process found made by an earlier run, in order (and those it made itself): a
+# timed run (``pipelines/reproduce.py``) reads REUSED to tell an end-to-end time from one that skipped steps
+REUSED: list[str] = []
+_MADE_HERE: set[str] = set()
+
+
 def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifacts_dir: str | Path | None = None,
                  force: bool = False, extra: dict | None = None, **meta_extra) -> Path:
     """Return the artifact for ``cfg``; call ``make(path)`` to create it when absent.
@@ -152,9 +158,13 @@ def load_or_make(cfg: Config, name: str, sections: tuple[str, ...], make, artifa
     writes (``make`` asks :func:`is_writer` too) and the others wait until ``meta.json`` is there.
     """
     path = artifact_dir(cfg, name, sections, artifacts_dir, extra)
-    if force or not is_complete(path):
+    if not force and is_complete(path):
+        if path.name not in _MADE_HERE:
+            REUSED.append(path.name)
+    else:
         path.mkdir(parents=True, exist_ok=True)
         extra = make(path) or {}
+        _MADE_HERE.add(path.name)
         if is_writer():
             write_meta(path, cfg, name, sections=list(sections), **meta_extra, **extra)
         wait_for_writer()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..artifacts import default_artifacts_dir
+from ..artifacts.store import REUSED
 from ..config import Config
 from ..eval.report import Report
 from .results import write_results
@@ -41,6 +42,7 @@ def reproduce(cfg: Config, artifacts_dir: str | Path | None = None, out_dir: str
                                 "seeds": list(range(cfg.seed, cfg.seed + seeds)), "split": split}
     report.text(f"Preset `{cfg.preset}`, profile `{cfg.profile}`, seeds {cfg.seed}..{cfg.seed + seeds - 1}. "
                 f"Every number below comes from this run; the models are scored on the `{split}` split.")
+    reused_from = len(REUSED)
     for step in SHARED_STEPS:
         _timed(step.__name__, report, lambda: step(cfg, art, report))
     evaluations, stage_rows, first_paths = [], [], None
@@ -51,6 +53,7 @@ def reproduce(cfg: Config, artifacts_dir: str | Path | None = None, out_dir: str
         evaluations.append(_timed(f"evaluation (seed {seed})", report, lambda: evaluate_seed(cfg_s, art, split)))
         if seed == cfg.seed:
             report.metrics["minutes_first_seed"] = round((time.time() - report.started) / 60, 1)
+            report.metrics["reused_before_first_seed"] = REUSED[reused_from:]  # [] = timed end to end
     write_stages(report, stage_rows, first_paths)
     write_results(report, evaluations)
     report.write()

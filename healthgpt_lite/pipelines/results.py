@@ -81,6 +81,16 @@ def measured_targets(m: dict) -> dict[str, float]:
     return out
 
 
+def pipeline_time_row(minutes: float, reused: list[str]) -> dict:
+    """The one-seed time target. Only a run that made every artifact itself measures it; one that
+    reused cached artifacts (``reused``: their names) says so and counts as not measured (met None)."""
+    row = {"target": "whole pipeline, one seed, 2 CPU cores <= 30 minutes", "measured": f"{minutes:.1f}",
+           "met": minutes <= 30, "seeds met": ""}
+    if reused:
+        row.update(measured=f"{minutes:.1f}, not end to end: {len(reused)} cached artifacts reused", met=None)
+    return row
+
+
 def check_targets(report: Report, runs: list[dict], split: str = "test") -> None:
     """Each target on the mean over seeds (and in how many seeds it is met); wall time per seed."""
     per_seed = [measured_targets(r) for r in runs]
@@ -91,8 +101,7 @@ def check_targets(report: Report, runs: list[dict], split: str = "test") -> None
             for name, desc, threshold in TARGETS if name in mean]
     minutes = report.metrics.get("minutes_first_seed")
     if minutes is not None:
-        rows.append({"target": "whole pipeline, one seed, 2 CPU cores <= 30 minutes", "measured": f"{minutes:.1f}",
-                     "met": minutes <= 30, "seeds met": ""})
+        rows.append(pipeline_time_row(minutes, report.metrics.get("reused_before_first_seed", [])))
     report.metrics["targets"] = rows
     report.section("7. Targets", f"Measured on the {split} split, mean over seeds ± spread; a missed target is reported, "
                    "never tuned on test. Differences (SSIM, dB) are model minus baseline; ratios are model / VQ ceiling.")
