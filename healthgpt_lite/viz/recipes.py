@@ -2,10 +2,15 @@
 learning curves of both on one axis. Figures only; the numbers come from ``eval/recipes.py``."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .diagrams import COLORS
+
+if TYPE_CHECKING:  # the annotation only; pandas is imported where the curves are drawn
+    import pandas as pd
 
 # rows of the grid: (what the reader sees, the stage-table groups it covers, needs plugins)
 PARTS = [
@@ -46,7 +51,7 @@ def recipe_grid_figure(recipes, counts: dict[str, int] | None = None) -> Figure:
     return fig
 
 
-def overlay_curves(runs: dict[str, "pd.DataFrame"], key: str, title: str = "", logy: bool = True) -> Figure:
+def overlay_curves(runs: dict[str, pd.DataFrame], key: str, title: str = "", logy: bool = True) -> Figure:
     """``key`` (a column of ``read_metrics``) of several runs against the step, on one axis:
     ``plot_curves`` with one column per run."""
     import pandas as pd
