@@ -1,5 +1,10 @@
 """A stage killed mid-way resumes from its last checkpoint to the same final weights as an
-uninterrupted run with the same seed (CPU, tiny, smoke data; tolerance: exact to 1e-6)."""
+uninterrupted run with the same seed (CPU, tiny, smoke data; tolerance: exact to 1e-6).
+
+"Same" holds for the same number of CPU threads: the matmuls' reductions are split per thread,
+so 1 and 2 threads round differently and Adam amplifies that in weights whose gradient nearly
+cancels (5e-6 seen). The killed run is a subprocess, so it gets this process's thread count
+explicitly; torch's default there (the physical cores) need not equal conftest's."""
 import os
 import signal
 import subprocess
@@ -31,6 +36,8 @@ def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequ
 
     ckpt = stage_path(cfg, "stage1_generation", killed_root) / "checkpoints" / "last.ckpt"
     script = textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads({torch.get_num_threads()})
         from healthgpt_lite.config import build_config
         from healthgpt_lite.training.pipeline import run_stage
         import time, lightning as L
