@@ -1,10 +1,10 @@
 """A stage killed mid-way resumes from its last checkpoint to the same final weights as an
 uninterrupted run with the same seed (CPU, tiny, smoke data; tolerance: exact to 1e-6).
 
-"Same" holds for the same number of CPU threads: the matmuls' reductions are split per thread,
-so 1 and 2 threads round differently and Adam amplifies that in weights whose gradient nearly
-cancels (5e-6 seen). The killed run is a subprocess, so it gets this process's thread count
-explicitly; torch's default there (the physical cores) need not equal conftest's."""
+Every run here uses one CPU thread. With two, CPU training is not bit-reproducible even without
+a kill: two uninterrupted runs differ by about 1e-8 in most weights and by 5e-6 in a few
+embedding rows (Adam amplifies rounding where a gradient nearly cancels), and so do runs on 1
+and 2 threads. On one thread two runs are identical, so any difference left is the resume's."""
 import os
 import signal
 import subprocess
@@ -27,7 +27,15 @@ def cfg():
     return build_config("tiny", "smoke", STEPS)
 
 
-def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequisites_only, tmp_path):
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequisites_only, tmp_path, one_thread):
     ensure_prerequisites(cfg, shared_artifacts)
     reference_root, killed_root = tmp_path / "reference", tmp_path / "killed"
     for root in (reference_root, killed_root):
@@ -37,7 +45,7 @@ def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequ
     ckpt = stage_path(cfg, "stage1_generation", killed_root) / "checkpoints" / "last.ckpt"
     script = textwrap.dedent(f"""
         import torch
-        torch.set_num_threads({torch.get_num_threads()})
+        torch.set_num_threads(1)
         from healthgpt_lite.config import build_config
         from healthgpt_lite.training.pipeline import run_stage
         import time, lightning as L
@@ -67,7 +75,8 @@ def test_killed_stage_resumes_to_the_same_weights(cfg, shared_artifacts, prerequ
         torch.testing.assert_close(resumed[k], reference[k], rtol=0, atol=1e-6)
 
 
-def test_a_float64_stage_stopped_midway_resumes_exactly(shared_artifacts, prerequisites_only, tmp_path, monkeypatch):
+def test_a_float64_stage_stopped_midway_resumes_exactly(shared_artifacts, prerequisites_only, tmp_path, monkeypatch,
+                                                      one_thread):
     """Lightning loads ``last.ckpt`` before it converts the module to float64; train_stage converts
     first, or the resumed run would round every weight to float32 (about 1e-7 off)."""
     import lightning as L
