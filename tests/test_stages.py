@@ -170,3 +170,38 @@ def test_stage2_gradients_are_the_same_with_activation_checkpointing():
     assert plain.keys() == recomputed.keys() and plain
     for n in plain:
         torch.testing.assert_close(recomputed[n], plain[n], rtol=1e-5, atol=1e-6, msg=f"{n}: recomputed gradients differ")
+
+
+def _comp_batch(cfg, tok):
+    qa = [("Which modality is this?", "CT"), ("How many lesions are there? Answer with a number.", "2"),
+          ("Where is the largest lesion?", "in the liver, left lower part")]  # different lengths: padding
+    ex = [encode_example(tok, user_text(q, True), cfg.vision.num_tokens, cfg.llm.max_position_embeddings, answer=a)
+          for q, a in qa]
+    batch = collate(ex, tok.pad_token_id)
+    batch.update(features=torch.randn(len(qa), cfg.vision.num_tokens, cfg.vision.hidden_size), task="comprehension")
+    return batch
+
+
+@pytest.mark.parametrize("task", ["comprehension", "generation"])
+def test_the_training_loss_is_the_full_heads_loss_at_the_labelled_positions(cfg, task):
+    """``model.loss`` applies the LM head to the labelled positions only; value and gradients must
+    equal those of ``forward(..., labels).loss``, which projects every position (float64 weights;
+    transformers' loss casts the logits to float32, hence the float32 tolerance)."""
+    model, tok = tiny_model(cfg)
+    model.double().eval().set_task(task)
+    batch = _comp_batch(cfg, tok) if task == "comprehension" else _gen_batch(cfg, tok, 2)
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
+    args = batch["input_ids"], batch["attention_mask"]
+    losses, grads = [], []
+    for loss_of in (lambda: model(*args, batch["labels"], features=batch["features"].double()).loss,
+                    lambda: model.loss(batch["input_ids"], batch["labels"], batch["attention_mask"],
+                                       features=batch["features"].double())):
+        model.zero_grad(set_to_none=True)
+        loss = loss_of()
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(losses[1], losses[0].double(), rtol=1e-6, atol=0)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-5, atol=1e-8, msg=n)

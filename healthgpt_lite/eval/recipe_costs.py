@@ -42,7 +42,7 @@ class RecipeStep:
     def step(self) -> None:
         b = self.batch
         self.model.set_task("comprehension")
-        loss = self.model(b["input_ids"], b["attention_mask"], b["labels"], features=b["features"]).loss
+        loss = self.model.loss(b["input_ids"], b["labels"], b["attention_mask"], features=b["features"])
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

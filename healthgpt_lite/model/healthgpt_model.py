@@ -83,6 +83,24 @@ class HealthGPTModel(nn.Module):
         embeds = self.embed(input_ids, pixels, features)
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
 
+    def loss(self, input_ids, labels, attention_mask=None, pixels=None, features=None) -> torch.Tensor:
+        """The training loss: next-token cross-entropy, mean over the labelled positions (what
+        ``forward(..., labels).loss`` returns), with the LM head applied to those positions only.
+
+        ``forward`` projects every position onto the vocabulary, (B, T, d) -> (B, T, V), then
+        ignores the unlabelled ones (visual tokens, prompts, padding): in stage-3 comprehension
+        that was about half of a CPU step (``bench stages``, README "Time").
+        """
+        embeds = self.embed(input_ids, pixels, features)
+        hidden = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
+                                        use_cache=False).last_hidden_state  # (B, T, d)
+        targets = labels[:, 1:]  # position t predicts token t + 1
+        labelled = targets != -100  # (B, T - 1)
+        logits = self.llm.get_output_embeddings()(hidden[:, :-1][labelled])  # (K, V), K labelled positions
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # the softmax in float32, as transformers' loss does
+        return nn.functional.cross_entropy(logits, targets[labelled])
+
     # ------------------------------------------------------------------ what trains (stages.py)
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named groups of parameters the stage table refers to (see training/stages.py)."""

@@ -165,9 +165,9 @@ class HealthGPTLitModule(L.LightningModule):
         input_ids = batch["input_ids"]
         if self.training and self.image_token_noise > 0 and batch["task"] == "generation":
             input_ids = corrupt_image_tokens(input_ids, self.model.block, self.image_token_noise)
-        out = self.model(input_ids, batch["attention_mask"], batch["labels"],
-                         pixels=batch.get("pixels"), features=batch.get("features"))  # cached features or pixels
-        return TaskInBackward.apply(out.loss, self.model, batch["task"])
+        loss = self.model.loss(input_ids, batch["labels"], batch["attention_mask"],
+                               pixels=batch.get("pixels"), features=batch.get("features"))  # cached features or pixels
+        return TaskInBackward.apply(loss, self.model, batch["task"])
 
     def training_step(self, batch, batch_idx):
         batches = [b for b in batch.values() if b is not None]  # {task: batch}; stage 2 has both tasks
