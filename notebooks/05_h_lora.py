@@ -82,6 +82,8 @@ torch.set_num_threads(1)
 # The first equality is just block matrix multiplication: rank columns $[ir, (i+1)r)$ of $B$
 # meet rows $[ir, (i+1)r)$ of $A x$, and all of them are scaled by the same $w_i$. So the
 # mixture costs two matmuls, like LoRA. Released sizes use $\alpha = 2rk$, so $s = \alpha / r$.
+# Where $s$ is multiplied does not change the function; the code below folds it into the $k$
+# router weights, as the paper's Eq. 9 does, because that is the narrowest tensor to multiply.
 #
 # The code of one fused plugin (`healthgpt_lite/lora/hlora.py`), term by term:
 

@@ -5,7 +5,7 @@ docs/PAPERS.md section 2 / paper Table 4: per task plugin, k separate expert pai
     A_i: Linear(d_in -> r)     B_i: Linear(r -> d_out)     router R: Linear(d_in -> k)
 
     w     = softmax(R x)                                        (..., k)
-    delta = scale * sum_i  w_i * B_i( dropout(A_i x) )          (..., d_out)
+    delta = sum_i  (scale * w_i) * B_i( dropout(A_i x) )        (..., d_out)
 
 This is the function :class:`~healthgpt_lite.lora.hlora.HLoRAPlugin` computes with one fused
 A and B; here it takes 2k small matmuls, k slices and k weighted sums. The results are the same
@@ -44,11 +44,11 @@ class MoELoRAPlugin(RoutedPlugin):
         nn.init.kaiming_uniform_(self.router.weight, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.router_weights(x)  # (..., k)
+        w = self.router_weights(x) * self.scale  # (..., k), the scale folded in as in H-LoRA
         out = 0
         for i, (a, b) in enumerate(zip(self.A, self.B)):
             out = out + w[..., i : i + 1] * b(self.dropout(a(x)))  # (..., 1) * (..., d_out)
-        return out * self.scale  # (..., d_out)
+        return out  # (..., d_out)
 
     @torch.no_grad()
     def copy_from_fused(self, fused: HLoRAPlugin) -> "MoELoRAPlugin":
