@@ -19,7 +19,7 @@ from ..data.text_tokenizer import ImageTokenIds
 from ..config import TASKS
 from ..errors import InputError
 from .image_positions import ImagePositions
-from .multimodal import SequenceLayout, splice_visual_tokens
+from .multimodal import IGNORE_INDEX, SequenceLayout, splice_visual_tokens
 
 
 
@@ -89,13 +89,14 @@ class HealthGPTModel(nn.Module):
 
         ``forward`` projects every position onto the vocabulary, (B, T, d) -> (B, T, V), then
         ignores the unlabelled ones (visual tokens, prompts, padding): in stage-3 comprehension
-        that was about half of a CPU step (``bench stages``, README "Time").
+        that made a CPU step about a quarter slower (``bench stages``; README "Where a training
+        step's time goes").
         """
         embeds = self.embed(input_ids, pixels, features)
         hidden = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
                                         use_cache=False).last_hidden_state  # (B, T, d)
         targets = labels[:, 1:]  # position t predicts token t + 1
-        labelled = targets != -100  # (B, T - 1)
+        labelled = targets != IGNORE_INDEX  # (B, T - 1)
         logits = self.llm.get_output_embeddings()(hidden[:, :-1][labelled])  # (K, V), K labelled positions
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()  # the softmax in float32, as transformers' loss does
